@@ -1,0 +1,83 @@
+package clerkauth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+const (
+	userPrefix     = "http.auth.user."
+	reasonVariable = "http.auth.clerk.reason"
+)
+
+// authState is one request's outcome. Placeholders are resolved from it
+// lazily, when something (header_up, a log, a template) asks for them, so a
+// request pays only for the values it uses.
+type authState struct {
+	id     *Identity // nil: anonymous
+	reason string
+}
+
+type authStateKey struct{}
+
+// stateFor returns the request's authState, installing it and its
+// placeholder provider on first use. Several clerk_auth handlers on one
+// request share the one state, so the last verdict is what placeholders show
+// and no earlier, stale identity can shadow it.
+func stateFor(r *http.Request, repl *caddy.Replacer) (*authState, *http.Request) {
+	if st, ok := r.Context().Value(authStateKey{}).(*authState); ok {
+		return st, r
+	}
+	st := new(authState)
+	repl.Map(st.placeholder)
+	return st, r.WithContext(context.WithValue(r.Context(), authStateKey{}, st))
+}
+
+// placeholder is a caddy.ReplacerFunc. Every http.auth.user.* key is known:
+// on an anonymous request it is the empty string, so a header_up can never
+// forward a literal "{http.auth.user.id}".
+func (st *authState) placeholder(key string) (any, bool) {
+	if key == reasonVariable {
+		return st.reason, true
+	}
+	name, ok := strings.CutPrefix(key, userPrefix)
+	if !ok {
+		return nil, false
+	}
+	if st.id == nil {
+		return "", true
+	}
+	return st.id.placeholder(name), true
+}
+
+// placeholder returns the value of {http.auth.user.<name>}.
+func (id *Identity) placeholder(name string) string {
+	switch name {
+	case "id":
+		return id.UserID
+	case "session_id":
+		return id.SessionID
+	case "org_id":
+		return id.OrgID
+	case "org_slug":
+		return id.OrgSlug
+	case "org_role":
+		return id.OrgRole
+	case "org_permissions":
+		return strings.Join(id.OrgPermissions, ",")
+	case "roles":
+		return strings.Join(id.Roles, ",")
+	case "token_type":
+		return id.TokenType
+	case "azp":
+		return id.AuthorizedParty
+	}
+	if path, ok := strings.CutPrefix(name, "claims."); ok {
+		v, _ := id.claim(path)
+		return claimString(v)
+	}
+	return ""
+}

@@ -1,0 +1,316 @@
+package clerkauth
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Reason codes. Where Clerk's SDK has a name for a failure we use it, so the
+// codes in logs and {http.auth.clerk.reason} read the same as Clerk's docs.
+const (
+	ReasonTokenMissing          = "token-missing"
+	ReasonTokenInvalid          = "token-invalid"
+	ReasonTokenExpired          = "token-expired"
+	ReasonNotActiveYet          = "token-not-active-yet"
+	ReasonIATInFuture           = "token-iat-in-the-future"
+	ReasonInvalidSignature      = "token-invalid-signature"
+	ReasonInvalidAlgorithm      = "token-invalid-algorithm"
+	ReasonVerificationFailed    = "token-verification-failed"
+	ReasonInvalidAuthorizedPart = "token-invalid-authorized-parties"
+	ReasonInvalidIssuer         = "token-invalid-issuer"
+	ReasonInvalidAudience       = "token-invalid-audience"
+	ReasonTypeMismatch          = "token-type-mismatch"
+	ReasonKIDMismatch           = "jwk-kid-mismatch"
+	ReasonJWKSUnavailable       = "jwks-unavailable"
+	ReasonMissingRole           = "missing-role"
+)
+
+// Clerk's token categories (the `cat` header).
+const (
+	catSession  = "cl_B7d4PD111AAA"
+	catTemplate = "cl_B7d4PD222AAA"
+	catIgnore   = "cl_I7d4PD111III"
+)
+
+// Token classes, as exposed in {http.auth.user.token_type}.
+const (
+	TokenTypeSession  = "session"
+	TokenTypeTemplate = "template"
+)
+
+// maxTokenSize bounds the work done on a token before anything is verified.
+// Clerk's session token must fit a 4 KiB cookie; templates are larger but
+// nowhere near this.
+const maxTokenSize = 16 << 10
+
+// VerifyError is a rejected token: Reason is the stable code, Err the detail
+// for logs. Neither ever contains the token itself.
+type VerifyError struct {
+	Reason string
+	Err    error
+}
+
+func (e *VerifyError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+func reject(reason, format string, args ...any) *VerifyError {
+	return &VerifyError{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// keyProvider yields the verification key for a token. It is the seam between
+// the verifier and the way keys are obtained (a shared JWKS cache, or a PEM).
+type keyProvider interface {
+	// key returns the RSA key for kid and, when the key set pins one, the
+	// only algorithm that key may be used with ("" = any RS*).
+	key(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
+}
+
+var (
+	errKeysUnavailable = errors.New("no signing keys available")
+	errUnknownKID      = errors.New("kid not found in key set")
+)
+
+// verifier checks Clerk-issued JWTs. It holds no Caddy types, so it can be
+// tested and benchmarked on its own; the HTTP handler adapts it to Caddy.
+type verifier struct {
+	issuers           []string // normalised: no trailing slash
+	audiences         []string
+	authorizedParties []string
+	leeway            time.Duration
+	rolesClaim        string
+	keys              keyProvider
+	now               func() time.Time
+}
+
+type jwtHeader struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  json.RawMessage `json:"typ"`
+	Cat  json.RawMessage `json:"cat"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+var algHashes = map[string]crypto.Hash{
+	"RS256": crypto.SHA256,
+	"RS384": crypto.SHA384,
+	"RS512": crypto.SHA512,
+}
+
+// verify checks token and returns the identity it proves. The order follows
+// Clerk's verifyJwt: structure, header, signature, and only then claims, so a
+// forged token learns nothing about which claim would have failed.
+func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) {
+	if len(token) > maxTokenSize {
+		return nil, reject(ReasonTokenInvalid, "token is %d bytes, above the %d byte limit", len(token), maxTokenSize)
+	}
+	rawHeader, rest, ok := strings.Cut(token, ".")
+	rawPayload, rawSig, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.Contains(rawSig, ".") {
+		return nil, reject(ReasonTokenInvalid, "a JWT has exactly three dot-separated segments")
+	}
+
+	var hdr jwtHeader
+	if err := decodeSegment(rawHeader, &hdr); err != nil {
+		return nil, reject(ReasonTokenInvalid, "header: %v", err)
+	}
+	if len(hdr.Crit) > 0 {
+		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
+		return nil, reject(ReasonTokenInvalid, "header has crit parameters, which are not supported")
+	}
+	switch string(hdr.Typ) {
+	case "", `"JWT"`:
+	case `"at+jwt"`, `"application/at+jwt"`:
+		return nil, reject(ReasonTypeMismatch, "OAuth access tokens are not session tokens")
+	default:
+		return nil, reject(ReasonTokenInvalid, "header typ must be JWT or absent")
+	}
+	class, err := classFromCategory(hdr.Cat)
+	if err != nil {
+		return nil, err
+	}
+	hash, ok := algHashes[hdr.Alg]
+	if !ok {
+		return nil, reject(ReasonInvalidAlgorithm, "alg %q is not one of RS256, RS384, RS512", truncate(hdr.Alg, 16))
+	}
+
+	pub, keyAlg, err := v.keys.key(ctx, hdr.Kid)
+	switch {
+	case errors.Is(err, errUnknownKID):
+		return nil, &VerifyError{Reason: ReasonKIDMismatch, Err: err}
+	case err != nil:
+		return nil, &VerifyError{Reason: ReasonJWKSUnavailable, Err: err}
+	}
+	if keyAlg != "" && keyAlg != hdr.Alg {
+		return nil, reject(ReasonInvalidAlgorithm, "key %q is for %s, token says %s", truncate(hdr.Kid, 40), keyAlg, hdr.Alg)
+	}
+
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(rawSig)
+	if err != nil {
+		return nil, reject(ReasonTokenInvalid, "signature is not base64url")
+	}
+	// crypto/rsa directly rather than jwx's jws.Verify: the same PKCS#1 v1.5
+	// check, without jwx re-parsing the header and allocating per call.
+	h := hash.New()
+	h.Write([]byte(token[:len(rawHeader)+1+len(rawPayload)]))
+	if err := rsa.VerifyPKCS1v15(pub, hash, h.Sum(nil), sig); err != nil {
+		return nil, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
+	}
+
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(rawPayload)
+	if err != nil {
+		return nil, reject(ReasonTokenInvalid, "payload is not base64url")
+	}
+	var c claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, reject(ReasonVerificationFailed, "claims: %v", err)
+	}
+	return v.checkClaims(&c, payload, class)
+}
+
+// checkClaims applies the claim rules in Clerk's order (sub, aud, azp, exp,
+// nbf, iat), then the checks Clerk lacks (token class, iss).
+func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identity, error) {
+	if c.Sub == nil {
+		return nil, reject(ReasonVerificationFailed, "sub claim is missing")
+	}
+	if c.Exp == nil {
+		return nil, reject(ReasonVerificationFailed, "exp claim is missing")
+	}
+	if strings.HasPrefix(*c.Sub, "mch_") {
+		return nil, reject(ReasonTypeMismatch, "machine (M2M) tokens are not session tokens")
+	}
+	if len(v.audiences) > 0 {
+		if err := checkAudience(c.Aud, v.audiences); err != nil {
+			return nil, err
+		}
+	}
+	if len(v.authorizedParties) > 0 && !contains(v.authorizedParties, c.Azp) {
+		if c.Azp == "" {
+			return nil, reject(ReasonInvalidAuthorizedPart, "azp claim is missing")
+		}
+		return nil, reject(ReasonInvalidAuthorizedPart, "azp %q is not an authorized party", truncate(c.Azp, 80))
+	}
+
+	now := v.now()
+	skew := v.leeway.Seconds()
+	nowSec := float64(now.UnixNano()) / 1e9
+	if *c.Exp <= nowSec-skew {
+		return nil, reject(ReasonTokenExpired, "expired %s ago", durationSince(*c.Exp, nowSec))
+	}
+	if c.Nbf != nil && *c.Nbf > nowSec+skew {
+		return nil, reject(ReasonNotActiveYet, "not valid for another %s", durationSince(nowSec, *c.Nbf))
+	}
+	if c.Iat != nil && *c.Iat > nowSec+skew {
+		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, *c.Iat))
+	}
+
+	if !contains(v.issuers, strings.TrimSuffix(c.Iss, "/")) {
+		return nil, reject(ReasonInvalidIssuer, "iss %q is not a configured issuer", truncate(c.Iss, 80))
+	}
+	if class == "" {
+		// Template tokens carry no sid; Clerk uses that to tell them apart
+		// from sessions when the cat header is absent (older instances).
+		class = TokenTypeTemplate
+		if c.Sid != "" {
+			class = TokenTypeSession
+		}
+	}
+	return newIdentity(c, payload, class, v.rolesClaim), nil
+}
+
+// classFromCategory maps the `cat` header to a token class: "" means "decide
+// from the claims". Any category that is not a session or template (M2M,
+// OAuth, or one Clerk adds later) is refused: fail closed.
+func classFromCategory(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		return "", nil
+	}
+	var cat string
+	if err := json.Unmarshal(raw, &cat); err != nil {
+		return "", reject(ReasonTokenInvalid, "header cat is not a string")
+	}
+	switch cat {
+	case catSession:
+		return TokenTypeSession, nil
+	case catTemplate:
+		return TokenTypeTemplate, nil
+	case catIgnore:
+		return "", nil
+	}
+	return "", reject(ReasonTypeMismatch, "token category %q is not a session or JWT template", truncate(cat, 32))
+}
+
+func checkAudience(raw json.RawMessage, want []string) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return reject(ReasonInvalidAudience, "aud claim is missing")
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		if contains(want, one) {
+			return nil
+		}
+		return reject(ReasonInvalidAudience, "aud %q is not an accepted audience", truncate(one, 80))
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return reject(ReasonVerificationFailed, "aud must be a string or an array of strings")
+	}
+	for _, a := range many {
+		if contains(want, a) {
+			return nil
+		}
+	}
+	return reject(ReasonInvalidAudience, "none of the %d aud values is an accepted audience", len(many))
+}
+
+// decodeSegment decodes one unpadded base64url JWT segment holding a JSON
+// object. Padding is refused: Clerk never emits it, and accepting it would
+// give one token several spellings.
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+	if err != nil {
+		return errors.New("not base64url")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("not a JSON object: %v", err)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// truncate keeps attacker-controlled strings short in errors and logs.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func durationSince(from, to float64) time.Duration {
+	d := to - from
+	if d > 1e9 {
+		d = 1e9
+	}
+	return time.Duration(d * float64(time.Second)).Round(time.Millisecond)
+}
