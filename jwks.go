@@ -290,7 +290,7 @@ func parseJWKS(body []byte) (map[string]rsaKey, error) {
 			continue
 		}
 		var pub rsa.PublicKey
-		if k.Raw(&pub) != nil || pub.N == nil || pub.N.BitLen() < minRSABits {
+		if k.Raw(&pub) != nil || pub.N == nil || pub.N.BitLen() < minRSABits || pub.E < 3 || pub.E%2 == 0 {
 			continue
 		}
 		keys[k.KeyID()] = rsaKey{pub: &pub, alg: alg}

@@ -1,0 +1,471 @@
+package clerkauth
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+)
+
+// The integration tests drive one real Caddy (caddytest runs it in-process
+// with its admin API on localhost:2999) against a fake Clerk issuer and a
+// recording upstream, both on ephemeral 127.0.0.1 ports. caddytest allows one
+// Caddy per process, so every such test lives in this package and none runs
+// in parallel.
+
+const caddyPort = 9080
+
+// upstream is a backend that records the headers of every request it gets.
+type upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func startUpstream(t *testing.T) *upstream {
+	t.Helper()
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.seen = append(u.seen, r.Header.Clone())
+		u.mu.Unlock()
+		fmt.Fprintf(w, "upstream saw user=%q", r.Header.Get("X-User-Id"))
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// last returns the headers of the latest request, or nil if none arrived.
+func (u *upstream) last() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.seen) == 0 {
+		return nil
+	}
+	return u.seen[len(u.seen)-1]
+}
+
+func (u *upstream) reset() {
+	u.mu.Lock()
+	u.seen = nil
+	u.mu.Unlock()
+}
+
+func (u *upstream) addr() string { return strings.TrimPrefix(u.URL, "http://") }
+
+// startCaddy loads a Caddyfile whose sites listen on caddyPort.
+func startCaddy(t *testing.T, sites string) *caddytest.Tester {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+	skip_install_trust
+	admin localhost:2999
+	http_port %d
+	auto_https off
+}
+%s`, caddyPort, sites), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tester
+}
+
+func get(t *testing.T, tester *caddytest.Tester, path string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	return do(t, tester, http.MethodGet, path, header)
+}
+
+func do(t *testing.T, tester *caddytest.Tester, method, path string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, fmt.Sprintf("http://localhost:%d%s", caddyPort, path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := tester.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp, string(body)
+}
+
+func bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// TestForwardsVerifiedIdentity is the product in one test: a valid token
+// reaches the upstream with the identity headers, and client-forged copies
+// of those headers (and their CGI look-alikes) never do.
+func TestForwardsVerifiedIdentity(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+		forward_header X-User-Id {http.auth.user.id}
+		forward_header X-Org-Id {http.auth.user.org_id}
+		forward_header X-Org-Role {http.auth.user.org_role}
+	}
+	reverse_proxy %s {
+		header_up X-Session-Id {http.auth.user.session_id}
+		header_up X-Token-Type {http.auth.user.token_type}
+		header_up X-Azp {http.auth.user.azp}
+		header_up X-Plan {http.auth.user.claims.metadata.plan}
+		header_up X-Perms {http.auth.user.org_permissions}
+	}
+}`, caddyPort, iss.URL, up.addr()))
+
+	token := iss.Mint(
+		clerktest.V1Org("org_1", "acme", "org:admin", "org:billing:manage", "org:teams:read"),
+		clerktest.WithClaims(map[string]any{"metadata": map[string]any{"plan": "pro"}}),
+	)
+	forged := bearer(token)
+	forged.Set("X-User-Id", "user_forged")
+	forged.Set("X-Org-Role", "org:owner")
+	forged["X_User_Id"] = []string{"user_forged_underscore"}
+	forged["x_org_id"] = []string{"org_forged"}
+
+	resp, body := get(t, tester, "/", forged)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	h := up.last()
+	want := map[string]string{
+		"X-User-Id":    clerktest.DefaultSubject,
+		"X-Org-Id":     "org_1",
+		"X-Org-Role":   "org:admin",
+		"X-Session-Id": clerktest.DefaultSessionID,
+		"X-Token-Type": "session",
+		"X-Azp":        clerktest.DefaultAZP,
+		"X-Plan":       "pro",
+		"X-Perms":      "org:billing:manage,org:teams:read",
+	}
+	for k, v := range want {
+		if got := h.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("upstream %s = %q, want [%q]", k, got, v)
+		}
+	}
+	for name := range h {
+		if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), "X-User-Id") && name != "X-User-Id" {
+			t.Errorf("look-alike header %s = %q reached the upstream", name, h[name])
+		}
+		if strings.EqualFold(name, "x_org_id") {
+			t.Errorf("look-alike header %s reached the upstream", name)
+		}
+	}
+}
+
+// TestResponses covers every way a request can fail, as a client and as
+// handle_errors see it.
+func TestResponses(t *testing.T) {
+	iss := clerktest.Start(t)
+	other := clerktest.Start(t) // another Clerk instance: valid tokens, wrong keys and issuer
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	route /raw/* {
+		clerk_auth {
+			issuer %[2]s
+			audience api
+			authorized_parties http://localhost:3000
+			roles admin
+		}
+		reverse_proxy %[3]s
+	}
+	route /pages/* {
+		clerk_auth {
+			issuer %[2]s
+			roles admin
+		}
+		reverse_proxy %[3]s
+	}
+	handle_errors {
+		header X-Reason {http.auth.clerk.reason}
+		respond "{err.status_code} {http.auth.clerk.reason}"
+	}
+}`, caddyPort, iss.URL, up.addr()))
+
+	now := time.Now()
+	admin := map[string]any{"roles": []string{"admin"}, "aud": "api"}
+	valid := iss.Mint(clerktest.WithClaims(admin))
+	cases := []struct {
+		name       string
+		header     http.Header
+		status     int
+		reason     string
+		wwwAuth    string
+		noUpstream bool
+	}{
+		{"no token", nil, 401, ReasonTokenMissing, "Bearer", true},
+		{"basic scheme is no token", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, 401, ReasonTokenMissing, "Bearer", true},
+		{"garbage", bearer("not-a-jwt"), 401, ReasonTokenInvalid, `Bearer error="invalid_token", error_description="token-invalid"`, true},
+		{"two tokens in the header", http.Header{"Authorization": {"Bearer a.b.c d.e.f"}}, 401, ReasonTokenInvalid, "", true},
+		{"two Authorization headers", http.Header{"Authorization": {"Bearer " + valid, "Bearer " + valid}}, 401, ReasonTokenInvalid, "", true},
+		{"expired", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.IssuedAt(now.Add(-2*time.Minute)))), 401, ReasonTokenExpired, "", true},
+		{"not active yet", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"nbf": now.Add(time.Minute).Unix()}))), 401, ReasonNotActiveYet, "", true},
+		{"issued in the future", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"iat": now.Add(time.Minute).Unix()}))), 401, ReasonIATInFuture, "", true},
+		{"forged signature", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithKey(other.PrivateKey()))), 401, ReasonInvalidSignature, "", true},
+		{"alg none", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithAlg("none"))), 401, ReasonInvalidAlgorithm, "", true},
+		{"HS256 key confusion", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithAlg("HS256"), clerktest.WithHMACSecret([]byte(iss.PublicKeyPEM())))), 401, ReasonInvalidAlgorithm, "", true},
+		{"unknown kid", bearer(other.Mint(clerktest.WithClaims(admin))), 401, ReasonKIDMismatch, "", true},
+		{"wrong issuer", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"iss": "https://clerk.example.com.evil"}))), 401, ReasonInvalidIssuer, "", true},
+		{"missing sub", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"sub": nil}))), 401, ReasonVerificationFailed, "", true},
+		{"string exp", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"exp": "tomorrow"}))), 401, ReasonVerificationFailed, "", true},
+		{"missing azp", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"azp": nil}))), 401, ReasonInvalidAuthorizedPart, "", true},
+		{"wrong azp", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"azp": "https://evil.example"}))), 401, ReasonInvalidAuthorizedPart, "", true},
+		{"missing aud", bearer(iss.Mint(clerktest.WithClaims(map[string]any{"roles": []string{"admin"}}))), 401, ReasonInvalidAudience, "", true},
+		{"wrong aud", bearer(iss.Mint(clerktest.WithClaims(admin), clerktest.WithClaims(map[string]any{"aud": []string{"other"}}))), 401, ReasonInvalidAudience, "", true},
+		{"M2M token", bearer(iss.Mint(clerktest.M2M(), clerktest.WithClaims(admin))), 401, ReasonTypeMismatch, "", true},
+		{"missing role", bearer(iss.Mint(clerktest.WithClaims(map[string]any{"aud": "api", "roles": "viewer,editor"}))), 403, ReasonMissingRole, `Bearer error="insufficient_scope", error_description="missing-role"`, true},
+		{"valid", bearer(valid), 200, "", "", false},
+		{"valid template token", bearer(iss.Mint(clerktest.Template(), clerktest.WithClaims(admin))), 200, "", "", false},
+		{"valid with role in a string", bearer(iss.Mint(clerktest.WithClaims(map[string]any{"aud": "api", "roles": "viewer, admin"}))), 200, "", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, prefix := range []string{"/raw/", "/pages/"} {
+				if prefix == "/pages/" && tc.status != 200 && tc.reason != ReasonTokenMissing && tc.reason != ReasonMissingRole {
+					continue // the pages route has no aud/azp rules; one pass suffices there
+				}
+				up.reset()
+				resp, body := get(t, tester, prefix+"x", tc.header)
+				if resp.StatusCode != tc.status {
+					t.Fatalf("%s: status %d, want %d (body %q)", prefix, resp.StatusCode, tc.status, body)
+				}
+				if tc.status == 200 {
+					if up.last() == nil {
+						t.Fatalf("%s: upstream got nothing", prefix)
+					}
+					continue
+				}
+				if tc.noUpstream && up.last() != nil {
+					t.Errorf("%s: a rejected request reached the upstream", prefix)
+				}
+				if got := resp.Header.Get("X-Reason"); got != tc.reason {
+					t.Errorf("%s: {http.auth.clerk.reason} = %q, want %q", prefix, got, tc.reason)
+				}
+				if want := fmt.Sprintf("%d %s", tc.status, tc.reason); body != want {
+					t.Errorf("%s: handle_errors body %q, want %q", prefix, body, want)
+				}
+				wantAuth := tc.wwwAuth
+				if wantAuth == "" {
+					wantAuth = fmt.Sprintf(`Bearer error="invalid_token", error_description=%q`, tc.reason)
+				}
+				if got := resp.Header.Get("WWW-Authenticate"); got != wantAuth {
+					t.Errorf("%s: WWW-Authenticate %q, want %q", prefix, got, wantAuth)
+				}
+			}
+		})
+	}
+}
+
+func TestCookieAndPreflight(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+		forward_header X-User-Id {http.auth.user.id}
+	}
+	reverse_proxy %s
+}`, caddyPort, iss.URL, up.addr()))
+
+	t.Run("session cookie", func(t *testing.T) {
+		up.reset()
+		resp, body := get(t, tester, "/", http.Header{"Cookie": {"__session=" + iss.Mint()}})
+		if resp.StatusCode != 200 || up.last().Get("X-User-Id") != clerktest.DefaultSubject {
+			t.Fatalf("status %d body %q upstream %v", resp.StatusCode, body, up.last())
+		}
+	})
+	t.Run("header wins over cookie", func(t *testing.T) {
+		h := bearer("bad.token.here")
+		h.Set("Cookie", "__session="+iss.Mint())
+		resp, _ := get(t, tester, "/", h)
+		if resp.StatusCode != 401 {
+			t.Fatalf("status %d, want 401: an invalid header token must not fall back to the cookie", resp.StatusCode)
+		}
+	})
+	t.Run("token in the query string is ignored", func(t *testing.T) {
+		resp, _ := get(t, tester, "/?__session="+iss.Mint()+"&token="+iss.Mint(), nil)
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" {
+			t.Fatalf("status %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("CORS preflight passes unauthenticated", func(t *testing.T) {
+		up.reset()
+		h := http.Header{
+			"Origin":                        {"https://app.example.com"},
+			"Access-Control-Request-Method": {"POST"},
+			"X-User-Id":                     {"user_forged"},
+		}
+		resp, _ := do(t, tester, http.MethodOptions, "/", h)
+		if resp.StatusCode != 200 {
+			t.Fatalf("preflight status %d", resp.StatusCode)
+		}
+		if got := up.last().Get("X-User-Id"); got != "" {
+			t.Fatalf("forged X-User-Id %q reached the upstream on a preflight", got)
+		}
+	})
+	t.Run("OPTIONS without preflight headers is authenticated", func(t *testing.T) {
+		resp, _ := do(t, tester, http.MethodOptions, "/", nil)
+		if resp.StatusCode != 401 {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	})
+}
+
+// TestOptional checks that anonymous requests continue with empty identity
+// placeholders and never carry a forged identity header.
+func TestOptional(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+		optional
+		roles admin
+		forward_header X-User-Id {http.auth.user.id}
+	}
+	reverse_proxy %s {
+		header_up X-Reason {http.auth.clerk.reason}
+		header_up X-Via-Placeholder {http.auth.user.id}
+		header_up X-Org {http.auth.user.org_id}
+	}
+}`, caddyPort, iss.URL, up.addr()))
+
+	cases := []struct {
+		name   string
+		header http.Header
+		status int
+		user   string
+		reason string
+	}{
+		{"anonymous", nil, 200, "", ReasonTokenMissing},
+		{"invalid token", bearer("x.y.z"), 200, "", ReasonTokenInvalid},
+		{"expired token", bearer(iss.Mint(clerktest.IssuedAt(time.Now().Add(-time.Hour)))), 200, "", ReasonTokenExpired},
+		{"valid admin", bearer(iss.Mint(clerktest.WithClaims(map[string]any{"roles": []string{"admin"}}))), 200, clerktest.DefaultSubject, ""},
+		{"valid but missing role", bearer(iss.Mint()), 403, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up.reset()
+			h := tc.header.Clone()
+			if h == nil {
+				h = http.Header{}
+			}
+			h.Set("X-User-Id", "user_forged")
+			h["X_USER_ID"] = []string{"user_forged"}
+			resp, body := get(t, tester, "/", h)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%q)", resp.StatusCode, tc.status, body)
+			}
+			if tc.status != 200 {
+				if up.last() != nil {
+					t.Fatal("a rejected request reached the upstream")
+				}
+				return
+			}
+			got := up.last()
+			if v := got.Values("X-User-Id"); tc.user == "" && len(v) != 0 || tc.user != "" && (len(v) != 1 || v[0] != tc.user) {
+				t.Errorf("X-User-Id = %q, want %q", v, tc.user)
+			}
+			if v := got.Get("X-Via-Placeholder"); v != tc.user {
+				t.Errorf("header_up {http.auth.user.id} = %q, want %q", v, tc.user)
+			}
+			if v := got.Get("X-Org"); v != "" {
+				t.Errorf("header_up {http.auth.user.org_id} = %q, want empty", v)
+			}
+			if v := got.Get("X-Reason"); v != tc.reason {
+				t.Errorf("reason %q, want %q", v, tc.reason)
+			}
+			if _, ok := got["X_USER_ID"]; ok {
+				t.Error("X_USER_ID look-alike reached the upstream")
+			}
+		})
+	}
+}
+
+// TestSharedKeySet checks that sites sharing an issuer share one JWKS fetch,
+// and that a config reload reuses it instead of fetching again.
+func TestSharedKeySet(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	config := fmt.Sprintf(`
+http://a.localhost:%[1]d {
+	clerk_auth {
+		issuer %[2]s
+	}
+	reverse_proxy %[3]s
+}
+http://b.localhost:%[1]d {
+	clerk_auth {
+		issuer %[2]s
+		roles admin
+	}
+	reverse_proxy %[3]s
+}`, caddyPort, iss.URL, up.addr())
+	tester := startCaddy(t, config)
+
+	token := iss.Mint(clerktest.WithClaims(map[string]any{"roles": "admin"}))
+	hit := func() {
+		for _, host := range []string{"a.localhost", "b.localhost"} {
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s:%d/", host, caddyPort), nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp := tester.AssertResponseCode(req, 200)
+			resp.Body.Close()
+		}
+	}
+	hit()
+	if n := iss.Fetches(); n != 1 {
+		t.Fatalf("two sites made %d JWKS fetches, want 1", n)
+	}
+	startCaddy(t, config+"\n# reloaded\n")
+	hit()
+	if n := iss.Fetches(); n != 1 {
+		t.Fatalf("after a reload: %d JWKS fetches, want 1", n)
+	}
+}
+
+// TestKeysUnavailable: when the issuer serves no keys, requests get 503 with
+// Retry-After, never a 401 that would look like a sign-out.
+func TestKeysUnavailable(t *testing.T) {
+	iss := clerktest.Start(t)
+	iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+	}
+	reverse_proxy %s
+}`, caddyPort, iss.URL, up.addr()))
+
+	resp, _ := get(t, tester, "/", bearer(iss.Mint()))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if up.last() != nil {
+		t.Fatal("request reached the upstream without verification")
+	}
+}
