@@ -194,7 +194,7 @@ func (ks *keySet) fetchWithRetry() {
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := ks.fetchOnce()
-		if err == nil {
+		if err == nil || ks.ctx.Err() != nil {
 			return
 		}
 		ks.logger.Warn("fetching JWKS failed",

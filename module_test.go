@@ -1,15 +1,19 @@
 package clerkauth
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
@@ -467,5 +471,31 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 	if up.last() != nil {
 		t.Fatal("request reached the upstream without verification")
+	}
+}
+
+// TestExampleCaddyfile keeps Caddyfile.example loadable: it is adapted and
+// provisioned exactly as `caddy validate` would.
+func TestExampleCaddyfile(t *testing.T) {
+	body, err := os.ReadFile("Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": "Caddyfile.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("adapter warnings: %v", warnings)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfgJSON), `"handler":"clerk_auth"`) {
+		t.Fatalf("example has no clerk_auth handler: %s", cfgJSON)
 	}
 }
