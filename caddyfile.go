@@ -50,8 +50,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Issuers = append(h.Issuers, vals...)
 		case "jwks_url":
-			if !d.AllArgs(&h.JWKSURL) {
-				return d.ArgErr()
+			if err := single(d, &h.JWKSURL); err != nil {
+				return err
 			}
 		case "audience":
 			vals, err := atLeastOne(d)
@@ -67,6 +67,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AuthorizedParties = append(h.AuthorizedParties, vals...)
 		case "leeway":
 			var raw string
+			if h.Leeway != nil {
+				return d.Errf("leeway is given twice")
+			}
 			if !d.AllArgs(&raw) {
 				return d.ArgErr()
 			}
@@ -83,8 +86,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Roles = append(h.Roles, vals...)
 		case "roles_claim":
-			if !d.AllArgs(&h.RolesClaim) {
-				return d.ArgErr()
+			if err := single(d, &h.RolesClaim); err != nil {
+				return err
 			}
 		case "optional":
 			if d.NextArg() {
@@ -100,6 +103,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized clerk_auth subdirective %q", d.Val())
 		}
+	}
+	return nil
+}
+
+// single reads the one value of a subdirective that may appear only once.
+func single(d *caddyfile.Dispenser, dst *string) error {
+	if *dst != "" {
+		return d.Errf("%s is given twice", d.Val())
+	}
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
 	}
 	return nil
 }

@@ -136,10 +136,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return errors.New("clerk_auth: issuer is required (your Clerk Frontend API URL, e.g. https://clerk.example.com)")
 	}
 	issuers := make([]string, len(h.Issuers))
-	for i, iss := range h.Issuers {
-		iss = strings.TrimSuffix(repl.ReplaceAll(iss, ""), "/")
-		if err := checkURL(iss); err != nil {
-			return fmt.Errorf("clerk_auth: issuer %q: %v", iss, err)
+	for i, raw := range h.Issuers {
+		iss := strings.TrimSuffix(repl.ReplaceAll(raw, ""), "/")
+		if err := checkIssuer(iss); err != nil {
+			return fmt.Errorf("clerk_auth: issuer %q (from %q): %v", iss, raw, err)
 		}
 		issuers[i] = iss
 	}
@@ -296,8 +296,11 @@ func checkURL(raw string) error {
 	if err != nil {
 		return err
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" {
 		return errors.New("must be an absolute URL such as https://clerk.example.com")
+	}
+	if u.User != nil || u.Fragment != "" {
+		return errors.New("must not contain user info or a #fragment")
 	}
 	switch u.Scheme {
 	case "https":
@@ -309,6 +312,22 @@ func checkURL(raw string) error {
 		return errors.New("must use https (plain http is only allowed for localhost)")
 	}
 	return fmt.Errorf("scheme %q is not https", u.Scheme)
+}
+
+// checkIssuer also refuses what can never equal a token's iss: Clerk's
+// issuers are bare lowercase origins (or a proxy URL with a path).
+func checkIssuer(raw string) error {
+	if err := checkURL(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw)
+	if u.RawQuery != "" || u.ForceQuery {
+		return errors.New("must not contain a ?query")
+	}
+	if u.Scheme+"://"+strings.ToLower(u.Host) != raw[:len(u.Scheme)+3+len(u.Host)] {
+		return fmt.Errorf("must be lowercase, as in tokens: %s://%s", u.Scheme, strings.ToLower(u.Host))
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

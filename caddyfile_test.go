@@ -1,0 +1,774 @@
+package clerkauth
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func cfDuration(d time.Duration) *caddy.Duration {
+	cd := caddy.Duration(d)
+	return &cd
+}
+
+func TestCaddyfileUnmarshal(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{
+			name:  "bare directive",
+			input: `clerk_auth`,
+			want:  Handler{},
+		},
+		{
+			name:  "empty block",
+			input: "clerk_auth {\n}",
+			want:  Handler{},
+		},
+		{
+			name: "issuer",
+			input: `clerk_auth {
+				issuer https://clerk.example.com
+			}`,
+			want: Handler{Issuers: []string{"https://clerk.example.com"}},
+		},
+		{
+			name: "issuer values on one line and repeated lines add up",
+			input: `clerk_auth {
+				issuer https://a.example.com https://b.example.com
+				issuer https://c.example.com
+			}`,
+			want: Handler{Issuers: []string{"https://a.example.com", "https://b.example.com", "https://c.example.com"}},
+		},
+		{
+			name: "issuer placeholder kept verbatim for provision time",
+			input: `clerk_auth {
+				issuer {env.CLERK_ISSUER}
+			}`,
+			want: Handler{Issuers: []string{"{env.CLERK_ISSUER}"}},
+		},
+		{
+			name: "jwks_url",
+			input: `clerk_auth {
+				issuer https://clerk.example.com
+				jwks_url https://keys.example.com/jwks.json
+			}`,
+			want: Handler{
+				Issuers: []string{"https://clerk.example.com"},
+				JWKSURL: "https://keys.example.com/jwks.json",
+			},
+		},
+		{
+			name: "audience values add up",
+			input: `clerk_auth {
+				audience api-one api-two
+				audience api-three
+			}`,
+			want: Handler{Audiences: []string{"api-one", "api-two", "api-three"}},
+		},
+		{
+			name: "authorized_parties values add up",
+			input: `clerk_auth {
+				authorized_parties https://app.example.com https://admin.example.com
+				authorized_parties http://localhost:3000
+			}`,
+			want: Handler{AuthorizedParties: []string{"https://app.example.com", "https://admin.example.com", "http://localhost:3000"}},
+		},
+		{
+			name: "leeway seconds",
+			input: `clerk_auth {
+				leeway 10s
+			}`,
+			want: Handler{Leeway: cfDuration(10 * time.Second)},
+		},
+		{
+			name: "leeway minutes",
+			input: `clerk_auth {
+				leeway 1m
+			}`,
+			want: Handler{Leeway: cfDuration(time.Minute)},
+		},
+		{
+			name: "leeway compound",
+			input: `clerk_auth {
+				leeway 1m30s
+			}`,
+			want: Handler{Leeway: cfDuration(90 * time.Second)},
+		},
+		{
+			// An explicit zero must be distinguishable from "unset" (5s default).
+			name: "leeway zero is set, not nil",
+			input: `clerk_auth {
+				leeway 0
+			}`,
+			want: Handler{Leeway: cfDuration(0)},
+		},
+		{
+			// Range checks belong to Provision, so the Caddyfile and JSON
+			// paths report them identically.
+			name: "leeway out of range still parses",
+			input: `clerk_auth {
+				leeway 1d
+			}`,
+			want: Handler{Leeway: cfDuration(24 * time.Hour)},
+		},
+		{
+			name: "roles values add up",
+			input: `clerk_auth {
+				roles admin editor
+				roles viewer
+			}`,
+			want: Handler{Roles: []string{"admin", "editor", "viewer"}},
+		},
+		{
+			name: "roles_claim",
+			input: `clerk_auth {
+				roles_claim public_metadata.roles
+			}`,
+			want: Handler{RolesClaim: "public_metadata.roles"},
+		},
+		{
+			name: "optional",
+			input: `clerk_auth {
+				optional
+			}`,
+			want: Handler{Optional: true},
+		},
+		{
+			name: "forward_header repeated keeps order",
+			input: `clerk_auth {
+				forward_header X-User-Id {http.auth.user.id}
+				forward_header X-Org-Id {http.auth.user.org_id}
+				forward_header X-Who "user {http.auth.user.id} of {http.auth.user.org_slug}"
+			}`,
+			want: Handler{ForwardHeaders: []ForwardHeader{
+				{Field: "X-User-Id", Value: "{http.auth.user.id}"},
+				{Field: "X-Org-Id", Value: "{http.auth.user.org_id}"},
+				{Field: "X-Who", Value: "user {http.auth.user.id} of {http.auth.user.org_slug}"},
+			}},
+		},
+		{
+			name: "everything",
+			input: `clerk_auth {
+				issuer https://clerk.example.com
+				jwks_url https://clerk.example.com/.well-known/jwks.json
+				audience your-api
+				authorized_parties https://app.example.com
+				leeway 10s
+				roles admin
+				roles_claim metadata.roles
+				optional
+				forward_header X-User-Id {http.auth.user.id}
+			}`,
+			want: Handler{
+				Issuers:           []string{"https://clerk.example.com"},
+				JWKSURL:           "https://clerk.example.com/.well-known/jwks.json",
+				Audiences:         []string{"your-api"},
+				AuthorizedParties: []string{"https://app.example.com"},
+				Leeway:            cfDuration(10 * time.Second),
+				Roles:             []string{"admin"},
+				RolesClaim:        "metadata.roles",
+				Optional:          true,
+				ForwardHeaders:    []ForwardHeader{{Field: "X-User-Id", Value: "{http.auth.user.id}"}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got Handler
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+				t.Fatalf("UnmarshalCaddyfile: unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("UnmarshalCaddyfile:\n got: %s\nwant: %s", cfJSON(t, got), cfJSON(t, tc.want))
+			}
+		})
+	}
+}
+
+func TestCaddyfileUnmarshalErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		// every string must appear in the error message
+		want []string
+	}{
+		{
+			name: "unknown subdirective is named with its line",
+			input: `clerk_auth {
+				issuer https://clerk.example.com
+				issuers https://clerk.example.com
+			}`,
+			want: []string{`unrecognized clerk_auth subdirective "issuers"`, "Testfile:3"},
+		},
+		{
+			name:  "argument on the directive line",
+			input: `clerk_auth extra`,
+			want:  []string{"wrong argument count", "'extra'"},
+		},
+		{
+			name: "argument on the directive line before a block",
+			input: `clerk_auth https://clerk.example.com {
+				issuer https://clerk.example.com
+			}`,
+			want: []string{"wrong argument count", "'https://clerk.example.com'", "Testfile:1"},
+		},
+		{
+			name:  "issuer without value",
+			input: "clerk_auth {\n\tissuer\n}",
+			want:  []string{"issuer needs at least one value", "Testfile:2"},
+		},
+		{
+			name:  "audience without value",
+			input: "clerk_auth {\n\taudience\n}",
+			want:  []string{"audience needs at least one value"},
+		},
+		{
+			name:  "authorized_parties without value",
+			input: "clerk_auth {\n\tauthorized_parties\n}",
+			want:  []string{"authorized_parties needs at least one value"},
+		},
+		{
+			name:  "roles without value",
+			input: "clerk_auth {\n\troles\n}",
+			want:  []string{"roles needs at least one value"},
+		},
+		{
+			name:  "jwks_url without value",
+			input: "clerk_auth {\n\tjwks_url\n}",
+			want:  []string{"wrong argument count", "'jwks_url'", "Testfile:2"},
+		},
+		{
+			name:  "leeway without value",
+			input: "clerk_auth {\n\tleeway\n}",
+			want:  []string{"wrong argument count", "'leeway'"},
+		},
+		{
+			name:  "roles_claim without value",
+			input: "clerk_auth {\n\troles_claim\n}",
+			want:  []string{"wrong argument count", "'roles_claim'"},
+		},
+		{
+			name:  "forward_header without value",
+			input: "clerk_auth {\n\tforward_header\n}",
+			want:  []string{"forward_header needs a field name and a value"},
+		},
+		{
+			name:  "forward_header with only a field",
+			input: "clerk_auth {\n\tforward_header X-User-Id\n}",
+			want:  []string{"forward_header needs a field name and a value", "Testfile:2"},
+		},
+		{
+			name:  "forward_header with three args",
+			input: "clerk_auth {\n\tforward_header X-User-Id {http.auth.user.id} extra\n}",
+			want:  []string{"forward_header needs a field name and a value"},
+		},
+		{
+			name:  "jwks_url with two values",
+			input: "clerk_auth {\n\tjwks_url https://a.example.com/jwks.json https://b.example.com/jwks.json\n}",
+			want:  []string{"wrong argument count", "Testfile:2"},
+		},
+		{
+			name:  "leeway with two values",
+			input: "clerk_auth {\n\tleeway 5s 10s\n}",
+			want:  []string{"wrong argument count"},
+		},
+		{
+			name:  "roles_claim with two values",
+			input: "clerk_auth {\n\troles_claim metadata.roles roles\n}",
+			want:  []string{"wrong argument count"},
+		},
+		{
+			name:  "optional with a value",
+			input: "clerk_auth {\n\toptional true\n}",
+			want:  []string{"wrong argument count", "'true'"},
+		},
+		{
+			name:  "leeway not a duration",
+			input: "clerk_auth {\n\tleeway soon\n}",
+			want:  []string{"leeway:", `"soon"`, "Testfile:2"},
+		},
+		{
+			name:  "leeway without unit",
+			input: "clerk_auth {\n\tleeway 10\n}",
+			want:  []string{"leeway:", `"10"`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil {
+				t.Fatalf("UnmarshalCaddyfile: want an error containing %q, got none (handler %s)", tc.want, cfJSON(t, h))
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("UnmarshalCaddyfile error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestProvisionRejectsBadConfig(t *testing.T) {
+	okIssuer := []string{"https://clerk.example.com"}
+	tests := []struct {
+		name string
+		h    Handler
+		want []string
+	}{
+		{
+			name: "no issuer",
+			h:    Handler{},
+			want: []string{"clerk_auth: issuer is required"},
+		},
+		{
+			name: "empty issuer list",
+			h:    Handler{Issuers: []string{}},
+			want: []string{"issuer is required"},
+		},
+		{
+			name: "issuer without scheme",
+			h:    Handler{Issuers: []string{"clerk.example.com"}},
+			want: []string{`issuer "clerk.example.com"`, "must be an absolute URL"},
+		},
+		{
+			name: "relative issuer",
+			h:    Handler{Issuers: []string{"/clerk"}},
+			want: []string{`issuer "/clerk"`, "must be an absolute URL"},
+		},
+		{
+			name: "issuer not a URL",
+			h:    Handler{Issuers: []string{"not a url"}},
+			want: []string{`issuer "not a url"`, "must be an absolute URL"},
+		},
+		{
+			name: "issuer unparsable",
+			h:    Handler{Issuers: []string{"://clerk.example.com"}},
+			want: []string{`issuer "://clerk.example.com"`, "missing protocol scheme"},
+		},
+		{
+			name: "issuer with a query",
+			h:    Handler{Issuers: []string{"https://clerk.example.com?a=b"}},
+			want: []string{"must not contain a ?query"},
+		},
+		{
+			name: "issuer with a fragment",
+			h:    Handler{Issuers: []string{"https://clerk.example.com#x"}},
+			want: []string{"#fragment"},
+		},
+		{
+			name: "issuer with user info",
+			h:    Handler{Issuers: []string{"https://user:pw@clerk.example.com"}},
+			want: []string{"user info"},
+		},
+		{
+			name: "issuer with a port but no host",
+			h:    Handler{Issuers: []string{"https://:443"}},
+			want: []string{"must be an absolute URL"},
+		},
+		{
+			name: "issuer in uppercase",
+			h:    Handler{Issuers: []string{"HTTPS://CLERK.example.com"}},
+			want: []string{"must be lowercase", "https://clerk.example.com"},
+		},
+		{
+			name: "issuer scheme without host",
+			h:    Handler{Issuers: []string{"https://"}},
+			want: []string{"must be an absolute URL"},
+		},
+		{
+			// An unset env placeholder expands to "", which must not slip
+			// through as "no issuer restriction".
+			name: "issuer placeholder expanding to nothing",
+			h:    Handler{Issuers: []string{"{env.CLERK_TEST_SURELY_UNSET_VARIABLE}"}},
+			want: []string{`issuer ""`, "must be an absolute URL"},
+		},
+		{
+			name: "http issuer on a public host",
+			h:    Handler{Issuers: []string{"http://clerk.example.com"}},
+			want: []string{`issuer "http://clerk.example.com"`, "must use https"},
+		},
+		{
+			name: "http issuer on a private address",
+			h:    Handler{Issuers: []string{"http://10.0.0.1:8080"}},
+			want: []string{"must use https"},
+		},
+		{
+			name: "http issuer on a host that merely starts with localhost",
+			h:    Handler{Issuers: []string{"http://localhost.example.com"}},
+			want: []string{"must use https"},
+		},
+		{
+			name: "ftp issuer",
+			h:    Handler{Issuers: []string{"ftp://clerk.example.com"}},
+			want: []string{`issuer "ftp://clerk.example.com"`, `scheme "ftp" is not https`},
+		},
+		{
+			name: "second issuer bad",
+			h:    Handler{Issuers: []string{"https://clerk.example.com", "http://clerk.example.org"}},
+			want: []string{`issuer "http://clerk.example.org"`, "must use https"},
+		},
+		{
+			name: "jwks_url relative",
+			h:    Handler{Issuers: okIssuer, JWKSURL: "/.well-known/jwks.json"},
+			want: []string{`jwks_url "/.well-known/jwks.json"`, "must be an absolute URL"},
+		},
+		{
+			name: "jwks_url plain http on a public host",
+			h:    Handler{Issuers: okIssuer, JWKSURL: "http://clerk.example.com/.well-known/jwks.json"},
+			want: []string{"jwks_url", "must use https"},
+		},
+		{
+			name: "jwks_url unparsable",
+			h:    Handler{Issuers: okIssuer, JWKSURL: "https://clerk.example.com/%zz"},
+			want: []string{"jwks_url", "invalid URL escape"},
+		},
+		{
+			name: "jwks_url file scheme",
+			h:    Handler{Issuers: okIssuer, JWKSURL: "file:///etc/jwks.json"},
+			want: []string{"jwks_url", "must be an absolute URL"},
+		},
+		{
+			name: "leeway above 5m",
+			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(5*time.Minute + time.Second)},
+			want: []string{"leeway 5m1s is out of range", "0 to 5m0s"},
+		},
+		{
+			name: "leeway of a day",
+			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(24 * time.Hour)},
+			want: []string{"leeway 24h0m0s is out of range"},
+		},
+		{
+			name: "negative leeway",
+			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(-time.Second)},
+			want: []string{"leeway -1s is out of range"},
+		},
+		{
+			name: "roles_claim with leading dot",
+			h:    Handler{Issuers: okIssuer, RolesClaim: ".roles"},
+			want: []string{`roles_claim ".roles" is not a dotted claim path`},
+		},
+		{
+			name: "roles_claim with empty segment",
+			h:    Handler{Issuers: okIssuer, RolesClaim: "a..b"},
+			want: []string{`roles_claim "a..b" is not a dotted claim path`},
+		},
+		{
+			name: "roles_claim with trailing dot",
+			h:    Handler{Issuers: okIssuer, RolesClaim: "metadata."},
+			want: []string{`roles_claim "metadata."`},
+		},
+		{
+			name: "forward_header field with a space",
+			h:    Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{{Field: "X User", Value: "{http.auth.user.id}"}}},
+			want: []string{`forward_header "X User" is not a valid header field name`},
+		},
+		{
+			name: "forward_header field with a colon",
+			h:    Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{{Field: "X-User-Id:", Value: "{http.auth.user.id}"}}},
+			want: []string{`forward_header "X-User-Id:" is not a valid header field name`},
+		},
+		{
+			name: "forward_header empty field",
+			h:    Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{{Field: "", Value: "{http.auth.user.id}"}}},
+			want: []string{`forward_header "" is not a valid header field name`},
+		},
+		{
+			name: "forward_header field with a newline",
+			h:    Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{{Field: "X-User\r\nX-Admin", Value: "1"}}},
+			want: []string{"is not a valid header field name"},
+		},
+		{
+			name: "second forward_header bad",
+			h: Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{
+				{Field: "X-User-Id", Value: "{http.auth.user.id}"},
+				{Field: "X-Org(Id)", Value: "{http.auth.user.org_id}"},
+			}},
+			want: []string{`forward_header "X-Org(Id)"`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.h
+			err := cfProvision(t, &h)
+			if err == nil {
+				t.Fatalf("Provision: want an error containing %q, got none", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Provision error %q does not contain %q", err, w)
+				}
+			}
+			if h.keySetKey != "" {
+				t.Errorf("Provision failed but still took a key set (%q)", h.keySetKey)
+			}
+		})
+	}
+}
+
+func TestProvisionAcceptsValidConfig(t *testing.T) {
+	base := cfClosedPortURL(t)
+	jwks := base + "/.well-known/jwks.json"
+	tests := []struct {
+		name        string
+		h           Handler
+		wantIssuers []string
+		wantJWKS    string
+		wantLeeway  time.Duration
+	}{
+		{
+			name:        "http loopback issuer with port",
+			h:           Handler{Issuers: []string{base}},
+			wantIssuers: []string{base},
+			wantJWKS:    jwks,
+			wantLeeway:  defaultLeeway,
+		},
+		{
+			name:        "trailing slash is dropped",
+			h:           Handler{Issuers: []string{base + "/"}},
+			wantIssuers: []string{base},
+			wantJWKS:    jwks,
+			wantLeeway:  defaultLeeway,
+		},
+		{
+			// jwks_url points at the closed port so no test reaches port 80
+			// or the network.
+			name:        "http localhost issuer",
+			h:           Handler{Issuers: []string{"http://localhost"}, JWKSURL: jwks},
+			wantIssuers: []string{"http://localhost"},
+			wantJWKS:    jwks,
+			wantLeeway:  defaultLeeway,
+		},
+		{
+			name:        "http IPv6 loopback issuer",
+			h:           Handler{Issuers: []string{"http://[::1]:3000"}, JWKSURL: jwks},
+			wantIssuers: []string{"http://[::1]:3000"},
+			wantJWKS:    jwks,
+			wantLeeway:  defaultLeeway,
+		},
+		{
+			name:        "https issuers, one with a trailing slash",
+			h:           Handler{Issuers: []string{"https://clerk.example.com/", "https://verb-noun-00.clerk.accounts.dev"}, JWKSURL: jwks},
+			wantIssuers: []string{"https://clerk.example.com", "https://verb-noun-00.clerk.accounts.dev"},
+			wantJWKS:    jwks,
+			wantLeeway:  defaultLeeway,
+		},
+		{
+			name:        "leeway exactly 5m",
+			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(5 * time.Minute)},
+			wantIssuers: []string{base},
+			wantJWKS:    jwks,
+			wantLeeway:  5 * time.Minute,
+		},
+		{
+			name:        "leeway 0",
+			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(0)},
+			wantIssuers: []string{base},
+			wantJWKS:    jwks,
+			wantLeeway:  0,
+		},
+		{
+			name: "every option",
+			h: Handler{
+				Issuers:           []string{base},
+				JWKSURL:           jwks,
+				Audiences:         []string{"your-api"},
+				AuthorizedParties: []string{"https://app.example.com"},
+				Leeway:            cfDuration(10 * time.Second),
+				Roles:             []string{"admin"},
+				RolesClaim:        "public_metadata.roles",
+				Optional:          true,
+				ForwardHeaders: []ForwardHeader{
+					{Field: "X-User-Id", Value: "{http.auth.user.id}"},
+					{Field: "X_Org.Id~1", Value: "{http.auth.user.org_id}"},
+				},
+			},
+			wantIssuers: []string{base},
+			wantJWKS:    jwks,
+			wantLeeway:  10 * time.Second,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.h
+			if err := cfProvision(t, &h); err != nil {
+				t.Fatalf("Provision: unexpected error: %v", err)
+			}
+			if h.verifier == nil {
+				t.Fatal("Provision succeeded without building a verifier")
+			}
+			if !reflect.DeepEqual(h.verifier.issuers, tc.wantIssuers) {
+				t.Errorf("issuers = %q, want %q", h.verifier.issuers, tc.wantIssuers)
+			}
+			if h.keySetKey != tc.wantJWKS {
+				t.Errorf("key set URL = %q, want %q", h.keySetKey, tc.wantJWKS)
+			}
+			if h.verifier.leeway != tc.wantLeeway {
+				t.Errorf("leeway = %s, want %s", h.verifier.leeway, tc.wantLeeway)
+			}
+		})
+	}
+}
+
+// TestProvisionDoesNotWaitForJWKS points the key set at a server that
+// accepts connections and never answers: Provision must return at once, the
+// fetch must still start in the background, and Cleanup must cut it short.
+func TestProvisionDoesNotWaitForJWKS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu        sync.Mutex
+		held      []net.Conn
+		firstConn = make(chan struct{})
+		once      sync.Once
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			once.Do(func() { close(firstConn) })
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+
+	h := &Handler{Issuers: []string{"http://" + ln.Addr().String()}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+
+	provisioned := make(chan error, 1)
+	go func() { provisioned <- h.Provision(ctx) }()
+	select {
+	case err := <-provisioned:
+		if err != nil {
+			t.Fatalf("Provision: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Provision blocked on a JWKS server that never answers")
+	}
+
+	cleaned := make(chan error, 1)
+	defer func() {
+		go func() { cleaned <- h.Cleanup() }()
+		select {
+		case err := <-cleaned:
+			if err != nil {
+				t.Errorf("Cleanup: %v", err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Error("Cleanup did not stop a JWKS fetch that was waiting on the server")
+		}
+	}()
+
+	select {
+	case <-firstConn:
+	case <-time.After(5 * time.Second):
+		t.Error("Provision returned but no JWKS fetch reached the server")
+	}
+}
+
+// TestCaddyfileAdapt adapts each testdata/caddyfile_adapt/*.caddyfiletest:
+// a Caddyfile, a line of dashes, then either the exact JSON it must adapt to
+// or a text the adapt error must contain.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "caddyfile_adapt", "*.caddyfiletest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no testdata/caddyfile_adapt/*.caddyfiletest fixtures")
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".caddyfiletest"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, expected, ok := strings.Cut(strings.ReplaceAll(string(data), "\r\n", "\n"), "----------")
+			if !ok {
+				t.Fatalf("%s: no ---------- separator between Caddyfile and expectation", file)
+			}
+			input = strings.TrimSpace(input) + "\n"
+			expected = strings.TrimSpace(expected)
+
+			if strings.HasPrefix(expected, "{") {
+				caddytest.AssertAdapt(t, input, "caddyfile", expected)
+				return
+			}
+			_, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+			if err == nil {
+				t.Fatalf("adapt: want an error containing %q, got none", expected)
+			}
+			if !strings.Contains(err.Error(), expected) {
+				t.Errorf("adapt error %q does not contain %q", err, expected)
+			}
+		})
+	}
+}
+
+// cfProvision provisions h the way Caddy would and releases it again when the
+// test ends, whether or not Provision succeeded.
+func cfProvision(t *testing.T, h *Handler) error {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(func() {
+		if err := h.Cleanup(); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+		cancel()
+	})
+	return h.Provision(ctx)
+}
+
+// cfClosedPortURL returns an http URL on a loopback port nobody listens on,
+// so background JWKS fetches fail at once without touching the network.
+func cfClosedPortURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr
+}
+
+func cfJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
