@@ -23,77 +23,86 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	clerk_auth [<matcher>] {
+//		publishable_key     <pk_test_...|pk_live_...>
 //		issuer              <url>...
 //		jwks_url            <url>
+//		jwt_key             <pem>
+//		secret_key          <sk_test_...|sk_live_...>
+//		api_url             <url>
 //		audience            <aud>...
 //		authorized_parties  <origin>...
 //		leeway              <duration>
+//		accept              session|template...
+//		allow_pending
 //		roles               <role>...
 //		roles_claim         <dotted.path>
+//		org_role            <role>...
+//		org_permission      <permission>...
+//		feature             <feature>...
+//		plan                <plan>...
+//		claim               <dotted.path> <value>...
 //		optional
+//		sign_in_url         <url>
 //		forward_header      <field> <value>
 //	}
 //
-// issuer, audience, authorized_parties and roles may be repeated; their
-// values add up. forward_header may be repeated, once per header.
+// issuer, audience, authorized_parties and accept may be repeated; their
+// values add up. The requirement lines (roles, org_role, org_permission,
+// feature, plan, claim) may be repeated: every line must pass, and within a
+// line any one value suffices. forward_header may be repeated, once per
+// header. The other subdirectives may be given once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
+		var err error
 		switch d.Val() {
+		case "publishable_key":
+			err = single(d, &h.PublishableKey)
 		case "issuer":
-			vals, err := atLeastOne(d)
-			if err != nil {
-				return err
-			}
-			h.Issuers = append(h.Issuers, vals...)
+			err = appendValues(d, &h.Issuers)
 		case "jwks_url":
-			if err := single(d, &h.JWKSURL); err != nil {
-				return err
-			}
+			err = single(d, &h.JWKSURL)
+		case "jwt_key":
+			err = single(d, &h.JWTKey)
+		case "secret_key":
+			err = single(d, &h.SecretKey)
+		case "api_url":
+			err = single(d, &h.APIURL)
 		case "audience":
-			vals, err := atLeastOne(d)
-			if err != nil {
-				return err
-			}
-			h.Audiences = append(h.Audiences, vals...)
+			err = appendValues(d, &h.Audiences)
 		case "authorized_parties":
-			vals, err := atLeastOne(d)
-			if err != nil {
-				return err
-			}
-			h.AuthorizedParties = append(h.AuthorizedParties, vals...)
+			err = appendValues(d, &h.AuthorizedParties)
 		case "leeway":
-			var raw string
-			if h.Leeway != nil {
-				return d.Errf("leeway is given twice")
-			}
-			if !d.AllArgs(&raw) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(raw)
-			if err != nil {
-				return d.Errf("leeway: %v", err)
-			}
-			leeway := caddy.Duration(dur)
-			h.Leeway = &leeway
+			err = h.parseLeeway(d)
+		case "accept":
+			err = appendValues(d, &h.Accept)
+		case "allow_pending":
+			err = setFlag(d, &h.AllowPending)
 		case "roles":
-			vals, err := atLeastOne(d)
-			if err != nil {
-				return err
-			}
-			h.Roles = append(h.Roles, vals...)
+			err = appendLine(d, &h.Roles)
 		case "roles_claim":
-			if err := single(d, &h.RolesClaim); err != nil {
-				return err
+			err = single(d, &h.RolesClaim)
+		case "org_role":
+			err = appendLine(d, &h.OrgRoles)
+		case "org_permission":
+			err = appendLine(d, &h.OrgPermissions)
+		case "feature":
+			err = appendLine(d, &h.Features)
+		case "plan":
+			err = appendLine(d, &h.Plans)
+		case "claim":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("claim needs a claim path and at least one value, e.g. claim metadata.tier gold silver")
 			}
+			h.Claims = append(h.Claims, ClaimRequirement{Path: args[0], Values: args[1:]})
 		case "optional":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Optional = true
+			err = setFlag(d, &h.Optional)
+		case "sign_in_url":
+			err = single(d, &h.SignInURL)
 		case "forward_header":
 			var fh ForwardHeader
 			if !d.AllArgs(&fh.Field, &fh.Value) {
@@ -103,8 +112,54 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized clerk_auth subdirective %q", d.Val())
 		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+func (h *Handler) parseLeeway(d *caddyfile.Dispenser) error {
+	var raw string
+	if h.Leeway != nil {
+		return d.Errf("leeway is given twice")
+	}
+	if !d.AllArgs(&raw) {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(raw)
+	if err != nil {
+		return d.Errf("leeway: %v", err)
+	}
+	leeway := caddy.Duration(dur)
+	h.Leeway = &leeway
+	return nil
+}
+
+// setFlag reads a subdirective that takes no value.
+func setFlag(d *caddyfile.Dispenser, dst *bool) error {
+	name := d.Val()
+	if d.NextArg() {
+		return d.Errf("%s takes no value, got %q", name, d.Val())
+	}
+	*dst = true
+	return nil
+}
+
+// appendValues adds a line's values to a list.
+func appendValues(d *caddyfile.Dispenser, dst *[]string) error {
+	vals, err := atLeastOne(d)
+	*dst = append(*dst, vals...)
+	return err
+}
+
+// appendLine adds a line's values as one more requirement line.
+func appendLine(d *caddyfile.Dispenser, dst *[][]string) error {
+	vals, err := atLeastOne(d)
+	if err == nil {
+		*dst = append(*dst, vals)
+	}
+	return err
 }
 
 // single reads the one value of a subdirective that may appear only once.

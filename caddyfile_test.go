@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 )
 
 func cfDuration(d time.Duration) *caddy.Duration {
@@ -34,6 +36,50 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			name:  "bare directive",
 			input: `clerk_auth`,
 			want:  Handler{},
+		},
+		{
+			name: "Clerk-native subdirectives",
+			input: `clerk_auth {
+				publishable_key {env.CLERK_PUBLISHABLE_KEY}
+				jwt_key "{file./etc/clerk.pem}"
+				secret_key {env.CLERK_SECRET_KEY}
+				api_url https://api.clerk.com
+				accept session
+				accept template
+				allow_pending
+				sign_in_url https://accounts.example.com/sign-in
+			}`,
+			want: Handler{
+				PublishableKey: "{env.CLERK_PUBLISHABLE_KEY}",
+				JWTKey:         "{file./etc/clerk.pem}",
+				SecretKey:      "{env.CLERK_SECRET_KEY}",
+				APIURL:         "https://api.clerk.com",
+				Accept:         []string{"session", "template"},
+				AllowPending:   true,
+				SignInURL:      "https://accounts.example.com/sign-in",
+			},
+		},
+		{
+			name: "requirement lines",
+			input: `clerk_auth {
+				org_role admin owner
+				org_role org:billing
+				org_permission org:teams:manage
+				feature o:dashboard u:beta
+				plan pro
+				claim metadata.tier gold platinum
+				claim email_verified true
+			}`,
+			want: Handler{
+				OrgRoles:       [][]string{{"admin", "owner"}, {"org:billing"}},
+				OrgPermissions: [][]string{{"org:teams:manage"}},
+				Features:       [][]string{{"o:dashboard", "u:beta"}},
+				Plans:          [][]string{{"pro"}},
+				Claims: []ClaimRequirement{
+					{Path: "metadata.tier", Values: []string{"gold", "platinum"}},
+					{Path: "email_verified", Values: []string{"true"}},
+				},
+			},
 		},
 		{
 			name:  "empty block",
@@ -128,12 +174,12 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			want: Handler{Leeway: cfDuration(24 * time.Hour)},
 		},
 		{
-			name: "roles values add up",
+			name: "roles lines stay separate",
 			input: `clerk_auth {
 				roles admin editor
 				roles viewer
 			}`,
-			want: Handler{Roles: []string{"admin", "editor", "viewer"}},
+			want: Handler{Roles: [][]string{{"admin", "editor"}, {"viewer"}}},
 		},
 		{
 			name: "roles_claim",
@@ -181,7 +227,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 				Audiences:         []string{"your-api"},
 				AuthorizedParties: []string{"https://app.example.com"},
 				Leeway:            cfDuration(10 * time.Second),
-				Roles:             []string{"admin"},
+				Roles:             [][]string{{"admin"}},
 				RolesClaim:        "metadata.roles",
 				Optional:          true,
 				ForwardHeaders:    []ForwardHeader{{Field: "X-User-Id", Value: "{http.auth.user.id}"}},
@@ -208,6 +254,26 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 		// every string must appear in the error message
 		want []string
 	}{
+		{
+			name:  "claim without a value",
+			input: "clerk_auth {\n\tclaim metadata.tier\n}",
+			want:  []string{"claim needs a claim path and at least one value"},
+		},
+		{
+			name:  "allow_pending with a value",
+			input: "clerk_auth {\n\tallow_pending yes\n}",
+			want:  []string{"allow_pending takes no value"},
+		},
+		{
+			name:  "publishable_key twice",
+			input: "clerk_auth {\n\tpublishable_key pk_test_a\n\tpublishable_key pk_test_b\n}",
+			want:  []string{"publishable_key is given twice"},
+		},
+		{
+			name:  "org_role without a value",
+			input: "clerk_auth {\n\torg_role\n}",
+			want:  []string{"org_role needs at least one value"},
+		},
 		{
 			name: "unknown subdirective is named with its line",
 			input: `clerk_auth {
@@ -296,7 +362,7 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 		{
 			name:  "optional with a value",
 			input: "clerk_auth {\n\toptional true\n}",
-			want:  []string{"wrong argument count", "'true'"},
+			want:  []string{"optional takes no value", `"true"`},
 		},
 		{
 			name:  "leeway not a duration",
@@ -335,12 +401,12 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 		{
 			name: "no issuer",
 			h:    Handler{},
-			want: []string{"clerk_auth: issuer is required"},
+			want: []string{"clerk_auth: issuer or publishable_key is required"},
 		},
 		{
 			name: "empty issuer list",
 			h:    Handler{Issuers: []string{}},
-			want: []string{"issuer is required"},
+			want: []string{"issuer or publishable_key is required"},
 		},
 		{
 			name: "issuer without scheme",
@@ -591,7 +657,7 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 				Audiences:         []string{"your-api"},
 				AuthorizedParties: []string{"https://app.example.com"},
 				Leeway:            cfDuration(10 * time.Second),
-				Roles:             []string{"admin"},
+				Roles:             [][]string{{"admin"}},
 				RolesClaim:        "public_metadata.roles",
 				Optional:          true,
 				ForwardHeaders: []ForwardHeader{
@@ -771,4 +837,77 @@ func cfJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestProvisionClerkKeys covers the Clerk-native key configuration: what
+// the publishable key derives, which key source wins, and the mistakes that
+// must stop `caddy validate`.
+func TestProvisionClerkKeys(t *testing.T) {
+	const pk = "pk_test_Y2xlcmsuY2xlcmsuZGV2JA" // clerk.clerk.dev
+	iss := clerktest.Start(t)
+	ok := []struct {
+		name        string
+		h           Handler
+		wantIssuers []string
+		wantKeySet  string // "" = networkless
+	}{
+		{"publishable key alone", Handler{PublishableKey: pk}, []string{"https://clerk.clerk.dev"}, "https://clerk.clerk.dev/.well-known/jwks.json"},
+		{"padded publishable key", Handler{PublishableKey: "pk_live_ZmFrZS1jbGVyay10ZXN0LmNsZXJrLmFjY291bnRzLmRldiQ="},
+			[]string{"https://fake-clerk-test.clerk.accounts.dev"}, "https://fake-clerk-test.clerk.accounts.dev/.well-known/jwks.json"},
+		{"explicit issuer overrides", Handler{PublishableKey: pk, Issuers: []string{iss.URL}}, []string{iss.URL}, iss.JWKSURL()},
+		{"explicit jwks_url overrides", Handler{PublishableKey: pk, JWKSURL: iss.JWKSURL()}, []string{"https://clerk.clerk.dev"}, iss.JWKSURL()},
+		{"networkless key", Handler{PublishableKey: pk, JWTKey: iss.PublicKeyPEM()}, []string{"https://clerk.clerk.dev"}, ""},
+		{"secret key", Handler{PublishableKey: pk, SecretKey: "sk_test_abc", APIURL: iss.APIURL()}, []string{"https://clerk.clerk.dev"}, iss.APIURL() + "/v1/jwks|"},
+	}
+	for _, tc := range ok {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.h
+			if err := cfProvision(t, &h); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h.verifier.issuers, tc.wantIssuers) {
+				t.Errorf("issuers %v, want %v", h.verifier.issuers, tc.wantIssuers)
+			}
+			if tc.wantKeySet == "" {
+				if _, isStatic := h.verifier.keys.(staticKey); !isStatic || h.keySetKey != "" {
+					t.Errorf("key source %T (%q), want the networkless key", h.verifier.keys, h.keySetKey)
+				}
+			} else if !strings.HasPrefix(h.keySetKey, tc.wantKeySet) {
+				t.Errorf("key set %q, want %q", h.keySetKey, tc.wantKeySet)
+			}
+			if strings.Contains(h.keySetKey, "sk_test_abc") {
+				t.Error("the key set's pool key holds the secret key in clear")
+			}
+		})
+	}
+
+	bad := []struct {
+		name string
+		h    Handler
+		want string
+	}{
+		{"malformed publishable key", Handler{PublishableKey: "pk_test_nope"}, "publishable_key: "},
+		{"secret key as publishable key", Handler{PublishableKey: "sk_test_abc"}, "must start with pk_test_ or pk_live_"},
+		{"two key sources", Handler{PublishableKey: pk, JWTKey: iss.PublicKeyPEM(), JWKSURL: iss.JWKSURL()}, "alternative key sources"},
+		{"secret key and jwks_url", Handler{PublishableKey: pk, SecretKey: "sk_test_abc", JWKSURL: iss.JWKSURL()}, "alternative key sources"},
+		{"live secret with a test publishable key", Handler{PublishableKey: pk, SecretKey: "sk_live_abc"}, "use keys of the same Clerk instance"},
+		{"bad jwt_key", Handler{PublishableKey: pk, JWTKey: "not a key"}, "jwt_key is not a PEM"},
+		{"bad api_url", Handler{PublishableKey: pk, SecretKey: "sk_test_abc", APIURL: "http://api.clerk.com"}, "api_url"},
+		{"unknown token class", Handler{PublishableKey: pk, Accept: []string{"m2m"}}, `accept "m2m"`},
+		{"relative sign_in_url", Handler{PublishableKey: pk, SignInURL: "/sign-in"}, "sign_in_url"},
+		{"feature with an unknown scope", Handler{PublishableKey: pk, Features: [][]string{{"team:x"}}}, "team:x"},
+		{"bad claim path", Handler{PublishableKey: pk, Claims: []ClaimRequirement{{Path: "a..b", Values: []string{"x"}}}}, `claim "a..b"`},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.h
+			err := cfProvision(t, &h)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "sk_live_abc") || strings.Contains(err.Error(), "sk_test_abc") {
+				t.Fatalf("error repeats the secret key: %v", err)
+			}
+		})
+	}
 }

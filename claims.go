@@ -22,20 +22,38 @@ type claims struct {
 	Sid string          `json:"sid"`
 	Aud json.RawMessage `json:"aud"`
 
+	// Claims layout version: 2 for the compact form, absent for v1.
+	Version json.RawMessage `json:"v"`
+
 	// Organization, v1 form.
 	OrgID          json.RawMessage `json:"org_id"`
 	OrgSlug        json.RawMessage `json:"org_slug"`
 	OrgRole        json.RawMessage `json:"org_role"`
 	OrgPermissions json.RawMessage `json:"org_permissions"`
 
-	// Organization, v2 form ("v": 2).
+	// Organization, v2 form.
 	Org json.RawMessage `json:"o"`
+
+	// Billing: comma lists of "scope:slug". Read whatever the version, as
+	// Clerk's has() does.
+	Features json.RawMessage `json:"fea"`
+	Plans    json.RawMessage `json:"pla"`
+
+	SessionStatus json.RawMessage `json:"sts"`
+	Actor         json.RawMessage `json:"act"`
 }
 
 type orgV2 struct {
 	ID   json.RawMessage `json:"id"`
 	Slug json.RawMessage `json:"slg"`
 	Role json.RawMessage `json:"rol"`
+	Per  json.RawMessage `json:"per"`
+	Fpm  json.RawMessage `json:"fpm"`
+}
+
+// actClaim is the impersonation claim; only who impersonates matters here.
+type actClaim struct {
+	Sub json.RawMessage `json:"sub"`
 }
 
 // Identity is what a verified token proves. It is immutable once built and
@@ -48,14 +66,29 @@ type Identity struct {
 	TokenType       string
 	OrgID           string
 	OrgSlug         string
-	OrgRole         string // always "org:"-prefixed
-	OrgPermissions  []string
+	OrgRole         string   // always "org:"-prefixed
+	OrgPermissions  []string // "org:<feature>:<permission>"
 	Roles           []string
+	Features        Scoped // from `fea`
+	Plans           Scoped // from `pla`
+	SessionStatus   string // `sts`: "active", "pending", or "" when the instance does not emit it
+	Actor           string // `act.sub`: the impersonator, "" when nobody impersonates
 	ExpiresAt       time.Time
+
+	// permissionsProblem says why v2 org permissions were left empty
+	// although the token carried some (see PermissionsProblem).
+	permissionsProblem string
 
 	payload    []byte
 	parseOnce  sync.Once
 	parsedJSON map[string]any
+}
+
+// Scoped is a billing claim (features or plans) split by who holds each
+// entry: the active organization, the user, or both (scope "ou"/"uo").
+type Scoped struct {
+	Org  []string
+	User []string
 }
 
 func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity {
@@ -65,16 +98,18 @@ func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity 
 		Issuer:          c.Iss,
 		AuthorizedParty: c.Azp,
 		TokenType:       class,
+		SessionStatus:   rawString(c.SessionStatus),
+		Actor:           actorSub(c.Actor),
 		ExpiresAt:       unixTime(*c.Exp),
 		payload:         payload,
 	}
-	if len(c.Org) > 0 {
-		var o orgV2
-		if json.Unmarshal(c.Org, &o) == nil {
-			id.OrgID = rawString(o.ID)
-			id.OrgSlug = rawString(o.Slug)
-			id.OrgRole = orgPrefixed(rawString(o.Role))
-		}
+	features := parseScoped(rawString(c.Features))
+	id.Features = splitByScope(features)
+	id.Plans = splitByScope(parseScoped(rawString(c.Plans)))
+	if isV2(c.Version) {
+		// As Clerk's parser: a v2 token's org lives in "o" only; stray v1
+		// org_* claims next to it are not looked at.
+		id.setOrgV2(c.Org, features)
 	} else {
 		id.OrgID = rawString(c.OrgID)
 		id.OrgSlug = rawString(c.OrgSlug)
@@ -84,12 +119,101 @@ func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity 
 	if id.OrgID == "" {
 		// Org claims mean nothing without an active org (Clerk's has() fails
 		// them too); drop them rather than forward half an org.
-		id.OrgSlug, id.OrgRole, id.OrgPermissions = "", "", nil
+		id.OrgSlug, id.OrgRole, id.OrgPermissions, id.permissionsProblem = "", "", nil, ""
 	}
 	if v, ok := id.claim(rolesClaim); ok {
 		id.Roles = rolesFrom(v)
 	}
 	return id
+}
+
+// setOrgV2 reads the compact "o" claim. Its role has no "org:" prefix and
+// its permissions are bitmasks over fea (see orgPermissionsV2).
+func (id *Identity) setOrgV2(raw json.RawMessage, features []scopedEntry) {
+	var o orgV2
+	if len(raw) == 0 || json.Unmarshal(raw, &o) != nil {
+		return
+	}
+	id.OrgID = rawString(o.ID)
+	id.OrgSlug = rawString(o.Slug)
+	id.OrgRole = orgPrefixed(rawString(o.Role))
+	id.OrgPermissions, id.permissionsProblem = orgPermissionsV2(rawString(o.Per), rawString(o.Fpm), features)
+}
+
+// PermissionsProblem is why the org permissions of a v2 token could not be
+// decoded (o.fpm not matching fea, or a mask that is not a number), or ""
+// if there was no problem. OrgPermissions is then empty, so permission
+// requirements fail closed; the handler logs this so the cause is visible.
+func (id *Identity) PermissionsProblem() string { return id.permissionsProblem }
+
+// isV2 reports whether the "v" claim is the number 2. Clerk's parser
+// switches on exactly that; anything else reads as v1.
+func isV2(raw json.RawMessage) bool {
+	var v float64
+	return len(raw) > 0 && json.Unmarshal(raw, &v) == nil && v == 2
+}
+
+// actorSub returns act.sub, or "" when act is absent or malformed.
+func actorSub(raw json.RawMessage) string {
+	var act actClaim
+	if len(raw) == 0 || json.Unmarshal(raw, &act) != nil {
+		return ""
+	}
+	return rawString(act.Sub)
+}
+
+// scopedEntry is one "scope:slug" element of fea or pla.
+type scopedEntry struct {
+	slug      string
+	org, user bool // both false: malformed or unknown scope, ignored
+}
+
+// parseScoped splits a fea/pla claim into its elements, keeping their
+// positions: o.fpm may index this list. The slug ends at a second ':', as
+// in Clerk's split(':')[1]. An element without ':' or with a scope other
+// than o, u, ou, uo is kept as an inert entry rather than failing the
+// token: Clerk ignores unknown scopes, and one odd entry must not cost the
+// user the others.
+func parseScoped(list string) []scopedEntry {
+	if list == "" {
+		return nil
+	}
+	parts := strings.Split(list, ",")
+	out := make([]scopedEntry, len(parts))
+	for i, p := range parts {
+		scope, rest, ok := strings.Cut(strings.TrimSpace(p), ":")
+		slug, _, _ := strings.Cut(rest, ":")
+		if !ok || slug == "" {
+			continue
+		}
+		e := &out[i]
+		switch scope {
+		case "o":
+			e.org = true
+		case "u":
+			e.user = true
+		case "ou", "uo":
+			e.org, e.user = true, true
+		default:
+			continue
+		}
+		e.slug = slug
+	}
+	return out
+}
+
+// splitByScope gathers the slugs held by the org and by the user.
+func splitByScope(entries []scopedEntry) Scoped {
+	var s Scoped
+	for _, e := range entries {
+		if e.org {
+			s.Org = append(s.Org, e.slug)
+		}
+		if e.user {
+			s.User = append(s.User, e.slug)
+		}
+	}
+	return s
 }
 
 // claim returns the value at a dotted path in the payload ("metadata.roles").

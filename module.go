@@ -4,6 +4,8 @@
 package clerkauth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +30,7 @@ func init() {
 var keySets = caddy.NewUsagePool()
 
 const (
+	defaultAPIURL = "https://api.clerk.com"
 	defaultLeeway = 5 * time.Second
 	maxLeeway     = 5 * time.Minute
 	defaultRoles  = "roles"
@@ -38,32 +41,61 @@ const (
 //
 // A request without a token gets 401 with `WWW-Authenticate: Bearer`; an
 // invalid token gets 401 with `error="invalid_token"`; a valid token that
-// fails a requirement (roles) gets 403 with `error="insufficient_scope"`; and
-// when no signing keys can be had, 503 with Retry-After. All of them are
-// returned as handler errors, so `handle_errors` can render them, and the
-// reason code is in `{http.auth.clerk.reason}`.
+// fails a requirement (roles, org_role, org_permission, feature, plan,
+// claim) gets 403 with `error="insufficient_scope"`; and when no signing
+// keys can be had, 503 with Retry-After. All of them are returned as handler
+// errors, so `handle_errors` can render them, and the reason code is in
+// `{http.auth.clerk.reason}`. With SignInURL, browsers navigating to a page
+// are redirected to sign in instead of seeing a 401.
 //
 // On success the identity is available as `{http.auth.user.id}` (the Clerk
 // user id, also logged as user_id), `{http.auth.user.session_id}`,
 // `{http.auth.user.org_id}`, `{http.auth.user.org_slug}`,
 // `{http.auth.user.org_role}`, `{http.auth.user.org_permissions}`,
-// `{http.auth.user.roles}`, `{http.auth.user.token_type}`,
+// `{http.auth.user.roles}`, `{http.auth.user.features}`,
+// `{http.auth.user.plans}`, `{http.auth.user.session_status}`,
+// `{http.auth.user.actor}`, `{http.auth.user.issuer}`,
+// `{http.auth.user.expires_at}`, `{http.auth.user.token_type}`,
 // `{http.auth.user.azp}` and `{http.auth.user.claims.<dotted.path>}`. On an
 // anonymous request (see Optional) they are all empty.
 //
 // CORS preflight requests pass through unauthenticated.
 type Handler struct {
+	// The Clerk publishable key (`pk_test_...` or `pk_live_...`). It names
+	// the instance, so on its own it is a complete configuration: the issuer
+	// `https://<frontend api host>` and its JWKS URL are derived from it, and
+	// the instance's suffixed `__session_<suffix>` cookie is read too. An
+	// explicit Issuers or JWKSURL overrides the derived value.
+	PublishableKey string `json:"publishable_key,omitempty"`
+
 	// Issuers whose tokens are accepted: the token's `iss` must equal one of
 	// them exactly (a trailing slash is ignored). This is Clerk's Frontend
 	// API URL, e.g. `https://clerk.example.com` or
-	// `https://verb-noun-00.clerk.accounts.dev`. Required. Plain http is only
-	// allowed for loopback hosts (local development).
+	// `https://verb-noun-00.clerk.accounts.dev`. Required unless
+	// PublishableKey is set. Plain http is only allowed for loopback hosts.
 	Issuers []string `json:"issuers,omitempty"`
 
 	// URL of the JSON Web Key Set with the signing keys. Default:
 	// `<first issuer>/.well-known/jwks.json`. The key set is fetched in the
 	// background and shared by every handler with the same URL.
 	JWKSURL string `json:"jwks_url,omitempty"`
+
+	// The instance's PEM public key (Clerk's `CLERK_JWT_KEY`, Dashboard → API
+	// keys → JWT public key), for networkless verification: no JWKS is ever
+	// fetched and the token's `kid` is not needed. Accepted with or without
+	// the BEGIN/END lines and with literal `\n`; `{env.*}` and `{file.*}`
+	// placeholders work. Any RSA key of at least 2048 bits.
+	JWTKey string `json:"jwt_key,omitempty"`
+
+	// A Clerk secret key (`sk_test_...`/`sk_live_...`), to fetch the keys
+	// from the Backend API (`<api_url>/v1/jwks`) instead of the Frontend
+	// API. Must belong to the same kind of instance as PublishableKey. It is
+	// never logged.
+	SecretKey string `json:"secret_key,omitempty"`
+
+	// Base URL of Clerk's Backend API, used with SecretKey. Default:
+	// `https://api.clerk.com`.
+	APIURL string `json:"api_url,omitempty"`
 
 	// If set, the token's `aud` (string or array) must contain one of these.
 	// A token without `aud` is then rejected. Clerk session tokens carry no
@@ -79,21 +111,61 @@ type Handler struct {
 	// SDK. At most 5m: a larger skew would keep expired tokens alive.
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
-	// Roles of which the user must hold at least one, read from RolesClaim.
-	// A valid token without any of them gets 403.
-	Roles []string `json:"roles,omitempty"`
+	// Token classes accepted: `session` (Clerk session tokens) and/or
+	// `template` (JWT-template tokens). Default: both. M2M and OAuth tokens
+	// are never accepted.
+	Accept []string `json:"accept,omitempty"`
+
+	// Accept sessions whose status (`sts`) is `pending` (the user has tasks
+	// left, such as choosing an organization). By default they are treated
+	// as signed out, as Clerk's `treatPendingAsSignedOut` does: 401 with
+	// reason `session-pending`.
+	AllowPending bool `json:"allow_pending,omitempty"`
+
+	// Requirements. Each entry is one Caddyfile line; every line must pass,
+	// and within a line any one value suffices. A valid token that fails a
+	// requirement gets 403.
+	//
+	// Roles lists role lines, checked against RolesClaim.
+	Roles [][]string `json:"roles,omitempty"`
 
 	// Dotted path of the claim holding roles: an array of strings, or one
-	// comma/space separated string. Default: `roles`. Use a JWT template or
-	// session token customisation to put e.g. `{{user.public_metadata.roles}}`
-	// there.
+	// comma/space separated string. Default: `roles`. Put e.g.
+	// `{{user.public_metadata.roles}}` there with Clerk's session token
+	// customisation or a JWT template.
 	RolesClaim string `json:"roles_claim,omitempty"`
+
+	// Organization role lines, as Clerk's `has({role})`: `admin` and
+	// `org:admin` are the same; requires an active organization.
+	OrgRoles [][]string `json:"org_roles,omitempty"`
+
+	// Organization permission lines, as Clerk's `has({permission})`:
+	// `teams:manage` and `org:teams:manage` are the same.
+	OrgPermissions [][]string `json:"org_permissions,omitempty"`
+
+	// Clerk Billing feature lines, as `has({feature})`: `o:`/`org:`/
+	// `organization:` for the organization, `u:`/`user:` for the user, no
+	// scope for either.
+	Features [][]string `json:"features,omitempty"`
+
+	// Clerk Billing plan lines, as `has({plan})`, with the same scopes.
+	Plans [][]string `json:"plans,omitempty"`
+
+	// Claim requirements: the claim at Path equals one of Values, or (for an
+	// array claim) contains one.
+	Claims []ClaimRequirement `json:"claims,omitempty"`
 
 	// If true, a missing or invalid token does not reject the request: it
 	// continues anonymously, with empty identity placeholders and the reason
 	// in `{http.auth.clerk.reason}`. An authenticated user who fails a
 	// requirement is still rejected.
 	Optional bool `json:"optional,omitempty"`
+
+	// Where browsers sign in. An unauthenticated GET for a page (a document
+	// or iframe navigation, or an `Accept: text/html` request) is redirected
+	// with 307 to `<url>?redirect_url=<the original URL>`; API requests still
+	// get 401. Typically your Account Portal sign-in page.
+	SignInURL string `json:"sign_in_url,omitempty"`
 
 	// Request headers set from the identity. On every request through this
 	// handler, each field (and any header a CGI/WSGI server would read as the
@@ -105,6 +177,8 @@ type Handler struct {
 
 	verifier     *verifier
 	requirements requirements
+	publishable  *publishableKey
+	signIn       *url.URL
 	keySetKey    string
 	ownedHeaders []string
 	logger       *zap.Logger
@@ -118,6 +192,14 @@ type ForwardHeader struct {
 	Value string `json:"value"`
 }
 
+// ClaimRequirement requires a claim to hold one of some values.
+type ClaimRequirement struct {
+	// Dotted path of the claim, e.g. `metadata.tier`.
+	Path string `json:"path"`
+	// Accepted values.
+	Values []string `json:"values"`
+}
+
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -126,30 +208,28 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision checks the configuration and attaches the shared key set. It
-// never waits for the network: the first JWKS fetch runs in the background.
+// Provision checks the configuration and attaches the key source. It never
+// waits for the network: the first JWKS fetch runs in the background.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	repl := caddy.NewReplacer()
-
-	if len(h.Issuers) == 0 {
-		return errors.New("clerk_auth: issuer is required (your Clerk Frontend API URL, e.g. https://clerk.example.com)")
+	if err := h.provision(caddy.NewReplacer()); err != nil {
+		return fmt.Errorf("clerk_auth: %w", err)
 	}
-	issuers := make([]string, len(h.Issuers))
-	for i, raw := range h.Issuers {
-		iss := strings.TrimSuffix(repl.ReplaceAll(raw, ""), "/")
-		if err := checkIssuer(iss); err != nil {
-			return fmt.Errorf("clerk_auth: issuer %q (from %q): %v", iss, raw, err)
+	return nil
+}
+
+func (h *Handler) provision(repl *caddy.Replacer) error {
+	if pk := repl.ReplaceAll(h.PublishableKey, ""); pk != "" {
+		parsed, err := parsePublishableKey(pk)
+		if err != nil {
+			return fmt.Errorf("publishable_key: %v", err)
 		}
-		issuers[i] = iss
+		h.publishable = parsed
 	}
 
-	jwksURL := repl.ReplaceAll(h.JWKSURL, "")
-	if jwksURL == "" {
-		jwksURL = issuers[0] + "/.well-known/jwks.json"
-	}
-	if err := checkURL(jwksURL); err != nil {
-		return fmt.Errorf("clerk_auth: jwks_url %q: %v", jwksURL, err)
+	issuers, err := h.issuers(repl)
+	if err != nil {
+		return err
 	}
 
 	leeway := defaultLeeway
@@ -157,45 +237,149 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		leeway = time.Duration(*h.Leeway)
 	}
 	if leeway < 0 || leeway > maxLeeway {
-		return fmt.Errorf("clerk_auth: leeway %s is out of range: use 0 to %s (Clerk's default is %s)", leeway, maxLeeway, defaultLeeway)
+		return fmt.Errorf("leeway %s is out of range: use 0 to %s (Clerk's default is %s)", leeway, maxLeeway, defaultLeeway)
 	}
 
 	rolesClaim := h.RolesClaim
 	if rolesClaim == "" {
 		rolesClaim = defaultRoles
 	}
-	if strings.HasPrefix(rolesClaim, ".") || strings.HasSuffix(rolesClaim, ".") || strings.Contains(rolesClaim, "..") {
-		return fmt.Errorf("clerk_auth: roles_claim %q is not a dotted claim path like metadata.roles", rolesClaim)
+	if !validClaimPath(rolesClaim) {
+		return fmt.Errorf("roles_claim %q is not a dotted claim path like metadata.roles", rolesClaim)
+	}
+
+	accept, err := acceptedClasses(h.Accept)
+	if err != nil {
+		return err
+	}
+
+	claimReqs := make([]claimRequirement, len(h.Claims))
+	for i, c := range h.Claims {
+		claimReqs[i] = claimRequirement{path: c.Path, values: expandAll(repl, c.Values)}
+	}
+	h.requirements, err = newRequirements(expandLines(repl, h.Roles), expandLines(repl, h.OrgRoles),
+		expandLines(repl, h.OrgPermissions), expandLines(repl, h.Features), expandLines(repl, h.Plans), claimReqs)
+	if err != nil {
+		return err
+	}
+
+	if raw := repl.ReplaceAll(h.SignInURL, ""); raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("sign_in_url %q must be an absolute http(s) URL, e.g. https://accounts.example.com/sign-in", raw)
+		}
+		h.signIn = u
 	}
 
 	for _, fh := range h.ForwardHeaders {
 		if !validHeaderName(fh.Field) {
-			return fmt.Errorf("clerk_auth: forward_header %q is not a valid header field name", fh.Field)
+			return fmt.Errorf("forward_header %q is not a valid header field name", fh.Field)
 		}
 		h.ownedHeaders = append(h.ownedHeaders, fh.Field)
 	}
 
-	h.keySetKey = jwksURL
-	val, _, err := keySets.LoadOrNew(h.keySetKey, func() (caddy.Destructor, error) {
-		ks := newKeySet(jwksURL, nil, defaultKeySetOptions, h.logger.Named("jwks"))
-		ks.start()
-		return ks, nil
-	})
+	keys, err := h.keyProvider(repl, issuers)
 	if err != nil {
-		return fmt.Errorf("clerk_auth: key set: %v", err)
+		return err
 	}
-
 	h.verifier = &verifier{
 		issuers:           issuers,
 		audiences:         expandAll(repl, h.Audiences),
 		authorizedParties: expandAll(repl, h.AuthorizedParties),
 		leeway:            leeway,
 		rolesClaim:        rolesClaim,
-		keys:              val.(*keySet),
+		accept:            accept,
+		allowPending:      h.AllowPending,
+		keys:              keys,
 		now:               time.Now,
 	}
-	h.requirements = requirements{roles: expandAll(repl, h.Roles)}
 	return nil
+}
+
+// issuers returns the normalised issuer allow-list: the configured issuers,
+// else the one the publishable key names.
+func (h *Handler) issuers(repl *caddy.Replacer) ([]string, error) {
+	raw := h.Issuers
+	if len(raw) == 0 {
+		if h.publishable == nil {
+			return nil, errors.New("issuer or publishable_key is required (your Clerk Frontend API URL, e.g. https://clerk.example.com, or pk_live_...)")
+		}
+		raw = []string{h.publishable.issuer()}
+	}
+	issuers := make([]string, len(raw))
+	for i, r := range raw {
+		iss := strings.TrimSuffix(repl.ReplaceAll(r, ""), "/")
+		if err := checkIssuer(iss); err != nil {
+			return nil, fmt.Errorf("issuer %q (from %q): %v", iss, r, err)
+		}
+		issuers[i] = iss
+	}
+	return issuers, nil
+}
+
+// keyProvider sets up where verification keys come from, in Clerk's order:
+// the networkless PEM key, else the Backend API with the secret key, else
+// the JWKS URL (explicit, or derived from the publishable key or issuer).
+func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvider, error) {
+	jwtKey := repl.ReplaceAll(h.JWTKey, "")
+	secret := repl.ReplaceAll(h.SecretKey, "")
+	jwksURL := repl.ReplaceAll(h.JWKSURL, "")
+	set := 0
+	for _, v := range []string{jwtKey, secret, jwksURL} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return nil, errors.New("jwt_key, secret_key and jwks_url are alternative key sources: configure one")
+	}
+
+	if jwtKey != "" {
+		pub, err := parseJWTKey(jwtKey)
+		if err != nil {
+			return nil, fmt.Errorf("jwt_key %v", err)
+		}
+		return staticKey{pub: pub}, nil
+	}
+
+	var header http.Header
+	poolKey := ""
+	switch {
+	case secret != "":
+		if err := checkSecretKey(secret, h.publishable); err != nil {
+			return nil, fmt.Errorf("secret_key %v", err)
+		}
+		apiURL := strings.TrimSuffix(repl.ReplaceAll(h.APIURL, ""), "/")
+		if apiURL == "" {
+			apiURL = defaultAPIURL
+		}
+		if err := checkURL(apiURL); err != nil {
+			return nil, fmt.Errorf("api_url %q: %v", apiURL, err)
+		}
+		jwksURL = apiURL + "/v1/jwks"
+		header = http.Header{"Authorization": {"Bearer " + secret}}
+		// The pool key tells secrets apart without holding one in clear.
+		sum := sha256.Sum256([]byte(secret))
+		poolKey = "|" + hex.EncodeToString(sum[:8])
+	case jwksURL == "" && h.publishable != nil && len(h.Issuers) == 0:
+		jwksURL = h.publishable.issuer() + "/.well-known/jwks.json"
+	case jwksURL == "":
+		jwksURL = issuers[0] + "/.well-known/jwks.json"
+	}
+	if err := checkURL(jwksURL); err != nil {
+		return nil, fmt.Errorf("jwks_url %q: %v", jwksURL, err)
+	}
+
+	h.keySetKey = jwksURL + poolKey
+	val, _, err := keySets.LoadOrNew(h.keySetKey, func() (caddy.Destructor, error) {
+		ks := newKeySet(jwksURL, header, defaultKeySetOptions, h.logger.Named("jwks"))
+		ks.start()
+		return ks, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("key set: %v", err)
+	}
+	return val.(*keySet), nil
 }
 
 // Cleanup releases this handler's hold on the shared key set.
@@ -221,7 +405,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	st, r := stateFor(r, repl)
 	st.id, st.reason = nil, ""
 
-	token, carrier, err := tokenFromRequest(r)
+	token, carrier, err := tokenFromRequest(r, h.publishable, h.verifier.now())
 	var id *Identity
 	switch {
 	case err != nil:
@@ -241,7 +425,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if h.Optional {
 			return next.ServeHTTP(w, r)
 		}
-		return h.unauthenticated(w, ve)
+		return h.unauthenticated(w, r, ve)
 	}
 
 	if reason := h.requirements.check(id); reason != "" {
@@ -251,6 +435,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusForbidden, fmt.Errorf("clerk_auth: %s", reason))
 	}
 
+	if problem := id.PermissionsProblem(); problem != "" {
+		h.logger.Warn("organization permissions could not be decoded; treating the user as holding none",
+			zap.String("user_id", id.UserID), zap.String("problem", problem))
+	}
 	st.id = id
 	for _, fh := range h.ForwardHeaders {
 		if v := repl.ReplaceAll(fh.Value, ""); v != "" {
@@ -262,8 +450,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // unauthenticated answers a request whose token is missing or invalid, or
 // that could not be checked for want of keys.
-func (h *Handler) unauthenticated(w http.ResponseWriter, ve *VerifyError) error {
+func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, ve *VerifyError) error {
 	w.Header().Set("Cache-Control", "no-store")
+	if h.signIn != nil && ve.Reason != ReasonJWKSUnavailable && isDocumentRequest(r) {
+		http.Redirect(w, r, signInRedirect(h.signIn, r), http.StatusTemporaryRedirect)
+		return nil
+	}
 	switch ve.Reason {
 	case ReasonTokenMissing:
 		w.Header().Set("WWW-Authenticate", "Bearer")
@@ -349,6 +541,34 @@ func validHeaderName(name string) bool {
 		}
 	}
 	return true
+}
+
+// validClaimPath accepts dotted claim paths such as metadata.roles.
+func validClaimPath(p string) bool {
+	return p != "" && !strings.HasPrefix(p, ".") && !strings.HasSuffix(p, ".") && !strings.Contains(p, "..")
+}
+
+// acceptedClasses turns the accept list into a set; nil accepts both.
+func acceptedClasses(accept []string) (map[string]bool, error) {
+	if len(accept) == 0 {
+		return nil, nil
+	}
+	set := map[string]bool{}
+	for _, a := range accept {
+		if a != TokenTypeSession && a != TokenTypeTemplate {
+			return nil, fmt.Errorf("accept %q: token classes are %s and %s", a, TokenTypeSession, TokenTypeTemplate)
+		}
+		set[a] = true
+	}
+	return set, nil
+}
+
+func expandLines(repl *caddy.Replacer, lines [][]string) [][]string {
+	out := make([][]string, len(lines))
+	for i, l := range lines {
+		out[i] = expandAll(repl, l)
+	}
+	return out
 }
 
 func expandAll(repl *caddy.Replacer, in []string) []string {

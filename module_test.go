@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -497,5 +498,287 @@ func TestExampleCaddyfile(t *testing.T) {
 	}
 	if !strings.Contains(string(cfgJSON), `"handler":"clerk_auth"`) {
 		t.Fatalf("example has no clerk_auth handler: %s", cfgJSON)
+	}
+}
+
+// TestRequirements drives each requirement directive through Caddy: one
+// token that passes and one that gets 403 with the directive's reason.
+func TestRequirements(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%[1]d {
+	route /org-role {
+		clerk_auth {
+			issuer %[2]s
+			org_role admin
+		}
+		reverse_proxy %[3]s
+	}
+	route /permission {
+		clerk_auth {
+			issuer %[2]s
+			org_permission teams:manage
+		}
+		reverse_proxy %[3]s
+	}
+	route /role-and-permission {
+		clerk_auth {
+			issuer %[2]s
+			org_role admin
+			org_permission org:teams:manage
+		}
+		reverse_proxy %[3]s
+	}
+	route /feature {
+		clerk_auth {
+			issuer %[2]s
+			feature org:dashboard
+		}
+		reverse_proxy %[3]s
+	}
+	route /plan {
+		clerk_auth {
+			issuer %[2]s
+			plan pro enterprise
+		}
+		reverse_proxy %[3]s
+	}
+	route /claim {
+		clerk_auth {
+			issuer %[2]s
+			claim metadata.tier gold platinum
+		}
+		reverse_proxy %[3]s
+	}
+	route /session-only {
+		clerk_auth {
+			issuer %[2]s
+			accept session
+		}
+		reverse_proxy %[3]s
+	}
+	handle_errors {
+		respond "{http.auth.clerk.reason}"
+	}
+}`, caddyPort, iss.URL, up.addr()))
+
+	adminV2 := clerktest.V2(clerktest.OrgV2{ID: "org_1", Slug: "acme", Role: "admin", Per: "manage,read", Fpm: "1,2"})
+	billing := clerktest.WithClaims(map[string]any{"fea": "o:dashboard,o:teams", "pla": "u:pro"})
+	memberV2 := clerktest.V2(clerktest.OrgV2{ID: "org_1", Slug: "acme", Role: "member", Per: "manage,read", Fpm: "2,2"})
+	cases := []struct {
+		path   string
+		token  string
+		status int
+		reason string
+	}{
+		{"/org-role", iss.Mint(adminV2, billing), 200, ""},
+		{"/org-role", iss.Mint(clerktest.V1Org("org_1", "acme", "org:admin")), 200, ""},
+		{"/org-role", iss.Mint(memberV2, billing), 403, "missing-org-role"},
+		{"/org-role", iss.Mint(), 403, "missing-org-role"},
+		{"/permission", iss.Mint(adminV2, clerktest.WithClaims(map[string]any{"fea": "o:teams,o:dashboard"})), 200, ""},
+		{"/permission", iss.Mint(memberV2, billing), 403, "missing-permission"},
+		{"/role-and-permission", iss.Mint(adminV2, clerktest.WithClaims(map[string]any{"fea": "o:teams"}), clerktest.WithClaims(map[string]any{"o": map[string]any{"id": "org_1", "rol": "admin", "per": "manage", "fpm": "1"}})), 200, ""},
+		{"/role-and-permission", iss.Mint(adminV2, billing), 403, "missing-permission"},
+		{"/role-and-permission", iss.Mint(memberV2, clerktest.WithClaims(map[string]any{"fea": "o:teams"})), 403, "missing-org-role"},
+		{"/feature", iss.Mint(adminV2, billing), 200, ""},
+		{"/feature", iss.Mint(adminV2, clerktest.WithClaims(map[string]any{"fea": "u:dashboard"})), 403, "missing-feature"},
+		{"/plan", iss.Mint(adminV2, billing), 200, ""},
+		{"/plan", iss.Mint(adminV2, clerktest.WithClaims(map[string]any{"pla": "o:free"})), 403, "missing-plan"},
+		{"/claim", iss.Mint(clerktest.WithClaims(map[string]any{"metadata": map[string]any{"tier": "gold"}})), 200, ""},
+		{"/claim", iss.Mint(clerktest.WithClaims(map[string]any{"metadata": map[string]any{"tier": []string{"x", "platinum"}}})), 200, ""},
+		{"/claim", iss.Mint(clerktest.WithClaims(map[string]any{"metadata": map[string]any{"tier": "bronze"}})), 403, "claim-mismatch"},
+		{"/claim", iss.Mint(), 403, "claim-mismatch"},
+		{"/session-only", iss.Mint(), 200, ""},
+		{"/session-only", iss.Mint(clerktest.Template()), 401, ReasonTypeMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s %d %s", tc.path, tc.status, tc.reason), func(t *testing.T) {
+			resp, body := get(t, tester, tc.path, bearer(tc.token))
+			if resp.StatusCode != tc.status || tc.status != 200 && body != tc.reason {
+				t.Fatalf("status %d body %q, want %d %q", resp.StatusCode, body, tc.status, tc.reason)
+			}
+		})
+	}
+}
+
+// TestClerkNativeConfig covers the ways a Clerk user configures keys and
+// sessions: networkless PEM, Backend API with a secret key, the suffixed
+// cookie of a publishable key, pending sessions, and the new placeholders.
+func TestClerkNativeConfig(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	t.Setenv("TEST_CLERK_JWT_KEY", iss.PublicKeyPEM())
+	const pk = "pk_test_Y2xlcmsuY2xlcmsuZGV2JA" // clerk.clerk.dev, cookie suffix QvfNY2dr
+	tester := startCaddy(t, fmt.Sprintf(`
+:%[1]d {
+	route /pem/* {
+		clerk_auth {
+			issuer %[2]s
+			jwt_key {env.TEST_CLERK_JWT_KEY}
+		}
+		reverse_proxy %[3]s
+	}
+	route /bapi/* {
+		clerk_auth {
+			issuer %[2]s
+			secret_key %[4]s
+			api_url %[5]s
+		}
+		reverse_proxy %[3]s
+	}
+	route /bad-secret/* {
+		clerk_auth {
+			issuer %[2]s
+			secret_key sk_test_wrong
+			api_url %[5]s
+		}
+		reverse_proxy %[3]s
+	}
+	route /pk/* {
+		clerk_auth {
+			publishable_key %[6]s
+			issuer https://clerk.clerk.dev
+			jwks_url %[7]s
+			allow_pending
+		}
+		reverse_proxy %[3]s {
+			header_up X-Features {http.auth.user.features}
+			header_up X-Plans {http.auth.user.plans}
+			header_up X-Status {http.auth.user.session_status}
+			header_up X-Actor {http.auth.user.actor}
+			header_up X-Issuer {http.auth.user.issuer}
+			header_up X-Expires {http.auth.user.expires_at}
+		}
+	}
+	route /pending/* {
+		clerk_auth {
+			issuer %[2]s
+		}
+		reverse_proxy %[3]s
+	}
+	route /pending-optional/* {
+		clerk_auth {
+			issuer %[2]s
+			optional
+		}
+		reverse_proxy %[3]s {
+			header_up X-User {http.auth.user.id}
+			header_up X-Reason {http.auth.clerk.reason}
+		}
+	}
+}`, caddyPort, iss.URL, up.addr(), iss.SecretKey(), iss.APIURL(), pk, iss.JWKSURL()))
+
+	t.Run("networkless PEM verifies without fetching", func(t *testing.T) {
+		before := iss.Fetches()
+		resp, _ := get(t, tester, "/pem/x", bearer(iss.Mint(clerktest.WithHeader(map[string]any{"kid": nil}))))
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if iss.Fetches() != before {
+			t.Fatal("jwt_key fetched a JWKS")
+		}
+		resp, _ = get(t, tester, "/pem/x", bearer(iss.Mint(clerktest.WithKey(clerktest.Start(t).PrivateKey()))))
+		if resp.StatusCode != 401 {
+			t.Fatalf("forged token: status %d", resp.StatusCode)
+		}
+	})
+	t.Run("Backend API keys with the secret key", func(t *testing.T) {
+		resp, _ := get(t, tester, "/bapi/x", bearer(iss.Mint()))
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		resp, _ = get(t, tester, "/bad-secret/x", bearer(iss.Mint()))
+		if resp.StatusCode != 503 {
+			t.Fatalf("wrong secret key: status %d, want 503", resp.StatusCode)
+		}
+	})
+	t.Run("suffixed cookie and v2 placeholders", func(t *testing.T) {
+		up.reset()
+		exp := time.Now().Add(time.Minute).Truncate(time.Second)
+		mine := iss.Mint(
+			clerktest.V2(clerktest.OrgV2{ID: "org_1", Slug: "acme", Role: "admin"}),
+			clerktest.WithClaims(map[string]any{
+				"iss": "https://clerk.clerk.dev", "fea": "o:dashboard,u:beta", "pla": "ou:pro",
+				"sts": "pending", "act": map[string]any{"sub": "user_support"}, "exp": exp.Unix(),
+			}))
+		theirs := iss.Mint(clerktest.WithClaims(map[string]any{"iss": "https://other.clerk.accounts.dev", "sub": "user_other"}))
+		h := http.Header{"Cookie": {"__session=" + theirs + "; __session_QvfNY2dr=" + mine + "; __client_uat_QvfNY2dr=1"}}
+		resp, body := get(t, tester, "/pk/x", h)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d %q", resp.StatusCode, body)
+		}
+		got := up.last()
+		want := map[string]string{
+			"X-Features": "o:dashboard,u:beta", "X-Plans": "o:pro,u:pro", "X-Status": "pending",
+			"X-Actor": "user_support", "X-Issuer": "https://clerk.clerk.dev", "X-Expires": exp.UTC().Format(time.RFC3339),
+		}
+		for k, v := range want {
+			if got.Get(k) != v {
+				t.Errorf("%s = %q, want %q", k, got.Get(k), v)
+			}
+		}
+	})
+	t.Run("pending sessions are signed out by default", func(t *testing.T) {
+		pending := iss.Mint(clerktest.WithClaims(map[string]any{"sts": "pending"}))
+		resp, _ := get(t, tester, "/pending/x", bearer(pending))
+		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "session-pending") {
+			t.Fatalf("status %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+		up.reset()
+		resp, _ = get(t, tester, "/pending-optional/x", bearer(pending))
+		if resp.StatusCode != 200 || up.last().Get("X-User") != "" || up.last().Get("X-Reason") != ReasonSessionPending {
+			t.Fatalf("optional: status %d, upstream %v", resp.StatusCode, up.last())
+		}
+	})
+}
+
+// TestSignInRedirect: browsers navigating to a page are sent to sign in;
+// API calls keep their 401.
+func TestSignInRedirect(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+		sign_in_url https://accounts.example.com/sign-in?lang=en
+	}
+	reverse_proxy %s
+}`, caddyPort, iss.URL, up.addr()))
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	wantLocation := "https://accounts.example.com/sign-in?lang=en&redirect_url=" +
+		url.QueryEscape(fmt.Sprintf("http://localhost:%d/dash?tab=1", caddyPort))
+	cases := []struct {
+		name     string
+		method   string
+		header   http.Header
+		redirect bool
+	}{
+		{"document navigation", "GET", http.Header{"Sec-Fetch-Dest": {"document"}, "Accept": {"text/html"}}, true},
+		{"iframe", "GET", http.Header{"Sec-Fetch-Dest": {"iframe"}}, true},
+		{"old browser asking for HTML", "GET", http.Header{"Accept": {"text/html,application/xhtml+xml"}}, true},
+		{"expired cookie on a page", "GET", http.Header{"Sec-Fetch-Dest": {"document"}, "Cookie": {"__session=" + iss.Mint(clerktest.IssuedAt(time.Now().Add(-time.Hour)))}}, true},
+		{"fetch from a page", "GET", http.Header{"Sec-Fetch-Dest": {"empty"}, "Accept": {"text/html"}}, false},
+		{"API client", "GET", http.Header{"Accept": {"application/json"}}, false},
+		{"form post", "POST", http.Header{"Sec-Fetch-Dest": {"document"}}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := do(t, tester, tc.method, "/dash?tab=1", tc.header)
+			if !tc.redirect {
+				if resp.StatusCode != 401 {
+					t.Fatalf("status %d, want 401", resp.StatusCode)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != wantLocation {
+				t.Fatalf("status %d Location %q, want 307 %q", resp.StatusCode, resp.Header.Get("Location"), wantLocation)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("Cache-Control %q", resp.Header.Get("Cache-Control"))
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -70,6 +71,18 @@ func (id *Identity) placeholder(name string) string {
 		return strings.Join(id.OrgPermissions, ",")
 	case "roles":
 		return strings.Join(id.Roles, ",")
+	case "features":
+		return id.Features.String()
+	case "plans":
+		return id.Plans.String()
+	case "session_status":
+		return id.SessionStatus
+	case "actor":
+		return id.Actor
+	case "issuer":
+		return id.Issuer
+	case "expires_at":
+		return id.ExpiresAt.Format(time.RFC3339)
 	case "token_type":
 		return id.TokenType
 	case "azp":
@@ -80,4 +93,24 @@ func (id *Identity) placeholder(name string) string {
 		return claimString(v)
 	}
 	return ""
+}
+
+// String renders a billing claim for a placeholder: "o:<slug>" for each
+// organization entry, then "u:<slug>" for each user entry, comma-joined,
+// the same shape as Clerk's fea/pla claims.
+func (s Scoped) String() string {
+	var b strings.Builder
+	for _, part := range []struct {
+		scope string
+		list  []string
+	}{{"o:", s.Org}, {"u:", s.User}} {
+		for _, v := range part.list {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(part.scope)
+			b.WriteString(v)
+		}
+	}
+	return b.String()
 }

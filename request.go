@@ -3,7 +3,9 @@ package clerkauth
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 )
 
 // Where a token was found, for logs ("token carrier" in Clerk's terms).
@@ -21,7 +23,7 @@ var errAmbiguousAuthorization = errors.New("more than one Authorization header")
 // Authorization header wins, else the __session cookie. A header with another
 // scheme (Basic, ...) carries no token and is not an error. The query string
 // is never read: tokens there end up in access logs and browser history.
-func tokenFromRequest(r *http.Request) (token, carrier string, err error) {
+func tokenFromRequest(r *http.Request, pk *publishableKey, now time.Time) (token, carrier string, err error) {
 	switch auth := r.Header.Values("Authorization"); len(auth) {
 	case 0:
 	case 1:
@@ -33,8 +35,8 @@ func tokenFromRequest(r *http.Request) (token, carrier string, err error) {
 	default:
 		return "", carrierHeader, errAmbiguousAuthorization
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		return c.Value, carrierCookie, nil
+	if tok := sessionCookieFor(r, pk, now); tok != "" {
+		return tok, carrierCookie, nil
 	}
 	return "", "", nil
 }
@@ -62,6 +64,34 @@ func bearerToken(v string) (token string, ok bool, err error) {
 		return "", false, errors.New("Bearer credentials must be exactly one token")
 	}
 	return rest, true, nil
+}
+
+// isDocumentRequest tells a browser navigating to a page, which should be
+// sent to sign in, from an API call, which should get a 401. Same rule as
+// Clerk's handshake eligibility.
+func isDocumentRequest(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" {
+		return dest == "document" || dest == "iframe"
+	}
+	return strings.HasPrefix(r.Header.Get("Accept"), "text/html")
+}
+
+// signInRedirect is signIn with redirect_url set to the absolute URL of r,
+// so the sign-in page can send the user back.
+func signInRedirect(signIn *url.URL, r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	back := scheme + "://" + r.Host + r.URL.RequestURI()
+	u := *signIn
+	q := u.Query()
+	q.Set("redirect_url", back)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // isPreflight reports a CORS preflight, which browsers send without

@@ -30,7 +30,11 @@ const (
 	ReasonKIDMismatch           = "jwk-kid-mismatch"
 	ReasonJWKSUnavailable       = "jwks-unavailable"
 	ReasonMissingRole           = "missing-role"
+	ReasonSessionPending        = "session-pending"
 )
+
+// sessionPending is the sts of a session with unfinished tasks.
+const sessionPending = "pending"
 
 // Clerk's token categories (the `cat` header).
 const (
@@ -91,6 +95,8 @@ type verifier struct {
 	authorizedParties []string
 	leeway            time.Duration
 	rolesClaim        string
+	accept            map[string]bool // token classes accepted; nil = all
+	allowPending      bool
 	keys              keyProvider
 	now               func() time.Time
 }
@@ -228,7 +234,15 @@ func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identi
 			class = TokenTypeSession
 		}
 	}
-	return newIdentity(c, payload, class, v.rolesClaim), nil
+	if v.accept != nil && !v.accept[class] {
+		return nil, reject(ReasonTypeMismatch, "%s tokens are not accepted here", class)
+	}
+	id := newIdentity(c, payload, class, v.rolesClaim)
+	if id.SessionStatus == sessionPending && !v.allowPending {
+		// Clerk's treatPendingAsSignedOut: the user has tasks left.
+		return nil, reject(ReasonSessionPending, "the session is pending (sts=pending)")
+	}
+	return id, nil
 }
 
 // classFromCategory maps the `cat` header to a token class: "" means "decide

@@ -1,0 +1,88 @@
+package clerkauth
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+)
+
+// TestSessionCookieFor walks Clerk's usesSuffixedCookies() rules (reference
+// §1.2), in their order, for a development and a production instance.
+func TestSessionCookieFor(t *testing.T) {
+	devPK, err := parsePublishableKey("pk_test_Y2xlcmsuY2xlcmsuZGV2JA") // clerk.clerk.dev
+	if err != nil {
+		t.Fatal(err)
+	}
+	prodPK, err := parsePublishableKey("pk_live_Y2xlcmsuZmluZG15ZmllbGQub25saW5lJA") // clerk.findmyfield.online
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := testNow
+	tok := func(iss string, iat time.Time) string {
+		claims := map[string]any{"iat": iat.Unix(), "exp": iat.Add(time.Minute).Unix(), "sub": "user_x"}
+		if iss != "" {
+			claims["iss"] = iss
+		}
+		s, err := clerktest.Sign(map[string]any{"alg": "RS256"}, claims, "none", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	dev := "https://clerk.clerk.dev"
+	older, newer, stale := tok(dev, now.Add(-30*time.Second)), tok(dev, now.Add(-10*time.Second)), tok(dev, now.Add(-time.Hour))
+	sfx := func(pk *publishableKey, name string) string { return name + "_" + pk.suffix }
+
+	cases := []struct {
+		name    string
+		pk      *publishableKey
+		cookies map[string]string // name → value; "@pk" suffix names are built below
+		want    string
+	}{
+		{"no publishable key reads the plain cookie only", nil,
+			map[string]string{"__session": older, "__session_QvfNY2dr": newer}, older},
+		{"1: plain session without iss", devPK,
+			map[string]string{"__session": tok("", now), sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, tok("", now)},
+		{"1: undecodable plain session", devPK,
+			map[string]string{"__session": "garbage", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, "garbage"},
+		{"2: plain session of another instance", devPK,
+			map[string]string{"__session": tok("https://other.clerk.accounts.dev", now), sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, newer},
+		{"3: no suffixed cookies at all", devPK,
+			map[string]string{"__session": older, "__client_uat": "1"}, older},
+		{"4: plain session newer than suffixed", devPK,
+			map[string]string{"__session": newer, "__client_uat": "1", sfx(devPK, "__session"): older, sfx(devPK, "__client_uat"): "1"}, newer},
+		{"4: suffixed session newer than plain", devPK,
+			map[string]string{"__session": older, "__client_uat": "1", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, newer},
+		{"5: suffixed uat 0, plain uat set", devPK,
+			map[string]string{"__session": older, "__client_uat": "1", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "0"}, older},
+		{"5: unparsable suffixed uat reads as 0", devPK,
+			map[string]string{"__session": older, "__client_uat": "1", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "x"}, older},
+		{"6: development, stale suffixed session", devPK,
+			map[string]string{"__session": older, "__client_uat": "0", sfx(devPK, "__session"): stale, sfx(devPK, "__client_uat"): "1"}, older},
+		{"6: development, fresh suffixed session", devPK,
+			map[string]string{"__session": older, "__client_uat": "0", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, newer},
+		{"6: production ignores staleness", prodPK,
+			map[string]string{"__session": tok("https://clerk.findmyfield.online", now.Add(-30*time.Second)), "__client_uat": "0",
+				sfx(prodPK, "__session"): tok("https://clerk.findmyfield.online", now.Add(-time.Hour)), sfx(prodPK, "__client_uat"): "1"},
+			tok("https://clerk.findmyfield.online", now.Add(-time.Hour))},
+		{"7: suffixed session without suffixed uat", devPK,
+			map[string]string{"__session": older, sfx(devPK, "__session"): newer}, older},
+		{"8: suffixed only", devPK,
+			map[string]string{sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, newer},
+		{"8: signed out suffixed beats a plain session with no uat", devPK,
+			map[string]string{"__session": older, sfx(devPK, "__client_uat"): "0"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := http.NewRequest(http.MethodGet, "http://app.example.com/", nil)
+			for name, v := range tc.cookies {
+				r.AddCookie(&http.Cookie{Name: name, Value: v})
+			}
+			if got := sessionCookieFor(r, tc.pk, now); got != tc.want {
+				t.Fatalf("picked %.40q, want %.40q", got, tc.want)
+			}
+		})
+	}
+}
