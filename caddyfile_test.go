@@ -845,6 +845,11 @@ func cfJSON(t *testing.T, v any) string {
 func TestProvisionClerkKeys(t *testing.T) {
 	const pk = "pk_test_Y2xlcmsuY2xlcmsuZGV2JA" // clerk.clerk.dev
 	iss := clerktest.Start(t)
+	pemFile := filepath.Join(t.TempDir(), "clerk.pem")
+	if err := os.WriteFile(pemFile, []byte(iss.PublicKeyPEM()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEST_CLERK_JWT_KEY_ESCAPED", strings.ReplaceAll(iss.PublicKeyPEM(), "\n", `\n`))
 	ok := []struct {
 		name        string
 		h           Handler
@@ -857,6 +862,8 @@ func TestProvisionClerkKeys(t *testing.T) {
 		{"explicit issuer overrides", Handler{PublishableKey: pk, Issuers: []string{iss.URL}}, []string{iss.URL}, iss.JWKSURL()},
 		{"explicit jwks_url overrides", Handler{PublishableKey: pk, JWKSURL: iss.JWKSURL()}, []string{"https://clerk.clerk.dev"}, iss.JWKSURL()},
 		{"networkless key", Handler{PublishableKey: pk, JWTKey: iss.PublicKeyPEM()}, []string{"https://clerk.clerk.dev"}, ""},
+		{"networkless key from a file", Handler{PublishableKey: pk, JWTKey: "{file." + pemFile + "}"}, []string{"https://clerk.clerk.dev"}, ""},
+		{"networkless key from env with literal \\n", Handler{PublishableKey: pk, JWTKey: "{env.TEST_CLERK_JWT_KEY_ESCAPED}"}, []string{"https://clerk.clerk.dev"}, ""},
 		{"secret key", Handler{PublishableKey: pk, SecretKey: "sk_test_abc", APIURL: iss.APIURL()}, []string{"https://clerk.clerk.dev"}, iss.APIURL() + "/v1/jwks|"},
 	}
 	for _, tc := range ok {
