@@ -1,6 +1,8 @@
 package clerkauth
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -42,6 +44,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		plan                <plan>...
 //		claim               <dotted.path> <value>...
 //		optional
+//		token_cache         <entries>|off
 //		sign_in_url         <url>
 //		forward_header      <field> <value>
 //	}
@@ -101,6 +104,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Claims = append(h.Claims, ClaimRequirement{Path: args[0], Values: args[1:]})
 		case "optional":
 			err = setFlag(d, &h.Optional)
+		case "token_cache":
+			err = h.parseTokenCache(d)
 		case "sign_in_url":
 			err = single(d, &h.SignInURL)
 		case "forward_header":
@@ -133,6 +138,26 @@ func (h *Handler) parseLeeway(d *caddyfile.Dispenser) error {
 	}
 	leeway := caddy.Duration(dur)
 	h.Leeway = &leeway
+	return nil
+}
+
+func (h *Handler) parseTokenCache(d *caddyfile.Dispenser) error {
+	var raw string
+	if h.TokenCache != nil {
+		return d.Errf("token_cache is given twice")
+	}
+	if !d.AllArgs(&raw) {
+		return d.ArgErr()
+	}
+	size := 0
+	if raw != "off" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			return d.Errf("token_cache %q: use a number of entries, or off", raw)
+		}
+		size = n
+	}
+	h.TokenCache = &size
 	return nil
 }
 

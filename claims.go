@@ -68,11 +68,10 @@ type Identity struct {
 	OrgSlug         string
 	OrgRole         string   // always "org:"-prefixed
 	OrgPermissions  []string // "org:<feature>:<permission>"
-	Roles           []string
-	Features        Scoped // from `fea`
-	Plans           Scoped // from `pla`
-	SessionStatus   string // `sts`: "active", "pending", or "" when the instance does not emit it
-	Actor           string // `act.sub`: the impersonator, "" when nobody impersonates
+	Features        Scoped   // from `fea`
+	Plans           Scoped   // from `pla`
+	SessionStatus   string   // `sts`: "active", "pending", or "" when the instance does not emit it
+	Actor           string   // `act.sub`: the impersonator, "" when nobody impersonates
 	ExpiresAt       time.Time
 
 	// permissionsProblem says why v2 org permissions were left empty
@@ -82,6 +81,10 @@ type Identity struct {
 	payload    []byte
 	parseOnce  sync.Once
 	parsedJSON map[string]any
+
+	rolesClaim string
+	rolesOnce  sync.Once
+	roles      []string
 }
 
 // Scoped is a billing claim (features or plans) split by who holds each
@@ -102,6 +105,7 @@ func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity 
 		Actor:           actorSub(c.Actor),
 		ExpiresAt:       unixTime(*c.Exp),
 		payload:         payload,
+		rolesClaim:      rolesClaim,
 	}
 	features := parseScoped(rawString(c.Features))
 	id.Features = splitByScope(features)
@@ -120,9 +124,6 @@ func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity 
 		// Org claims mean nothing without an active org (Clerk's has() fails
 		// them too); drop them rather than forward half an org.
 		id.OrgSlug, id.OrgRole, id.OrgPermissions, id.permissionsProblem = "", "", nil, ""
-	}
-	if v, ok := id.claim(rolesClaim); ok {
-		id.Roles = rolesFrom(v)
 	}
 	return id
 }
@@ -214,6 +215,18 @@ func splitByScope(entries []scopedEntry) Scoped {
 		}
 	}
 	return s
+}
+
+// Roles returns the roles held in the configured roles claim. They are read
+// on first use: walking the raw payload costs more than the rest of the
+// claim decoding, and most routes never ask.
+func (id *Identity) Roles() []string {
+	id.rolesOnce.Do(func() {
+		if v, ok := id.claim(id.rolesClaim); ok {
+			id.roles = rolesFrom(v)
+		}
+	})
+	return id.roles
 }
 
 // claim returns the value at a dotted path in the payload ("metadata.roles").

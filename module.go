@@ -24,6 +24,10 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
+// timeNow is the handlers' clock; tests replace it to move time without
+// sleeping.
+var timeNow = time.Now
+
 // keySets holds one keySet per key source, shared by every handler and
 // across config reloads: a reload provisions the new handlers (which find
 // the existing set) before cleaning up the old ones.
@@ -161,6 +165,13 @@ type Handler struct {
 	// requirement is still rejected.
 	Optional bool `json:"optional,omitempty"`
 
+	// How many verified tokens to remember, so the signature check runs
+	// once per token rather than once per request (browsers reuse a Clerk
+	// token for its whole lifetime). Every hit re-checks the token's time
+	// window, and the cache belongs to this handler, so it never changes
+	// what is accepted. Default: 10000. 0 turns the cache off.
+	TokenCache *int `json:"token_cache,omitempty"`
+
 	// Where browsers sign in. An unauthenticated GET for a page (a document
 	// or iframe navigation, or an `Accept: text/html` request) is redirected
 	// with 307 to `<url>?redirect_url=<the original URL>`; API requests still
@@ -291,7 +302,17 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 		accept:            accept,
 		allowPending:      h.AllowPending,
 		keys:              keys,
-		now:               time.Now,
+		now:               timeNow,
+	}
+	size := defaultTokenCacheSize
+	if h.TokenCache != nil {
+		size = *h.TokenCache
+	}
+	if size < 0 {
+		return fmt.Errorf("token_cache %d: use a number of entries, or off", size)
+	}
+	if size > 0 {
+		h.verifier.cache = newVerifiedCache(size)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func (id *Identity) placeholder(name string) string {
 	case "org_permissions":
 		return strings.Join(id.OrgPermissions, ",")
 	case "roles":
-		return strings.Join(id.Roles, ",")
+		return strings.Join(id.Roles(), ",")
 	case "features":
 		return id.Features.String()
 	case "plans":

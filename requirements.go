@@ -148,7 +148,7 @@ func billingValue(directive, v string) (string, error) {
 // has({}), which is false, clerk_auth then only asks for a valid token.
 func (req *requirements) check(id *Identity) string {
 	for _, line := range req.roles {
-		if !anyOf(id.Roles, line) {
+		if !anyOf(id.Roles(), line) {
 			return ReasonMissingRole
 		}
 	}

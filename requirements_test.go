@@ -212,7 +212,7 @@ func TestRequirementsHas(t *testing.T) {
 			id := identityOf(t, iss, v, tc.token...)
 			if got := req.check(id); got != tc.want {
 				t.Errorf("check = %q, want %q (identity org %q role %q perms %q features %+v plans %+v roles %q)",
-					got, tc.want, id.OrgID, id.OrgRole, id.OrgPermissions, id.Features, id.Plans, id.Roles)
+					got, tc.want, id.OrgID, id.OrgRole, id.OrgPermissions, id.Features, id.Plans, id.Roles())
 			}
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
+	_ "crypto/sha512" // RS384 and RS512
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -99,6 +101,11 @@ type verifier struct {
 	allowPending      bool
 	keys              keyProvider
 	now               func() time.Time
+
+	// cache remembers verified tokens; nil when token_cache is off.
+	cache *verifiedCache
+	// observeCache, if set, is told whether each lookup hit the cache.
+	observeCache func(hit bool)
 }
 
 type jwtHeader struct {
@@ -115,75 +122,125 @@ var algHashes = map[string]crypto.Hash{
 	"RS512": crypto.SHA512,
 }
 
-// verify checks token and returns the identity it proves. The order follows
-// Clerk's verifyJwt: structure, header, signature, and only then claims, so a
-// forged token learns nothing about which claim would have failed.
+// verify checks token and returns the identity it proves, from the cache of
+// verified tokens when it can.
 func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) {
+	if v.cache == nil {
+		id, _, err := v.verifyFresh(ctx, token)
+		return id, err
+	}
+	now := v.now()
+	id, hit := v.cache.get(token, now)
+	if v.observeCache != nil {
+		v.observeCache(hit)
+	}
+	if hit {
+		return id, nil
+	}
+	id, window, err := v.verifyFresh(ctx, token)
+	if err == nil {
+		v.cache.put(token, window, now)
+	}
+	return id, err
+}
+
+// verifyFresh checks token from scratch. The order follows Clerk's
+// verifyJwt: structure, header, signature, and only then claims, so a forged
+// token learns nothing about which claim would have failed. It also returns
+// the time window in which the token stays valid, for the cache.
+func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, cacheEntry, error) {
 	if len(token) > maxTokenSize {
-		return nil, reject(ReasonTokenInvalid, "token is %d bytes, above the %d byte limit", len(token), maxTokenSize)
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "token is %d bytes, above the %d byte limit", len(token), maxTokenSize)
 	}
 	rawHeader, rest, ok := strings.Cut(token, ".")
 	rawPayload, rawSig, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 || strings.Contains(rawSig, ".") {
-		return nil, reject(ReasonTokenInvalid, "a JWT has exactly three dot-separated segments")
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "a JWT has exactly three dot-separated segments")
 	}
 
 	var hdr jwtHeader
 	if err := decodeSegment(rawHeader, &hdr); err != nil {
-		return nil, reject(ReasonTokenInvalid, "header: %v", err)
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "header: %v", err)
 	}
 	if len(hdr.Crit) > 0 {
 		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
-		return nil, reject(ReasonTokenInvalid, "header has crit parameters, which are not supported")
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "header has crit parameters, which are not supported")
 	}
 	switch string(hdr.Typ) {
 	case "", `"JWT"`:
 	case `"at+jwt"`, `"application/at+jwt"`:
-		return nil, reject(ReasonTypeMismatch, "OAuth access tokens are not session tokens")
+		return nil, cacheEntry{}, reject(ReasonTypeMismatch, "OAuth access tokens are not session tokens")
 	default:
-		return nil, reject(ReasonTokenInvalid, "header typ must be JWT or absent")
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "header typ must be JWT or absent")
 	}
 	class, err := classFromCategory(hdr.Cat)
 	if err != nil {
-		return nil, err
+		return nil, cacheEntry{}, err
 	}
 	hash, ok := algHashes[hdr.Alg]
 	if !ok {
-		return nil, reject(ReasonInvalidAlgorithm, "alg %q is not one of RS256, RS384, RS512", truncate(hdr.Alg, 16))
+		return nil, cacheEntry{}, reject(ReasonInvalidAlgorithm, "alg %q is not one of RS256, RS384, RS512", truncate(hdr.Alg, 16))
 	}
 
 	pub, keyAlg, err := v.keys.key(ctx, hdr.Kid)
 	switch {
 	case errors.Is(err, errUnknownKID):
-		return nil, &VerifyError{Reason: ReasonKIDMismatch, Err: err}
+		return nil, cacheEntry{}, &VerifyError{Reason: ReasonKIDMismatch, Err: err}
 	case err != nil:
-		return nil, &VerifyError{Reason: ReasonJWKSUnavailable, Err: err}
+		return nil, cacheEntry{}, &VerifyError{Reason: ReasonJWKSUnavailable, Err: err}
 	}
 	if keyAlg != "" && keyAlg != hdr.Alg {
-		return nil, reject(ReasonInvalidAlgorithm, "key %q is for %s, token says %s", truncate(hdr.Kid, 40), keyAlg, hdr.Alg)
+		return nil, cacheEntry{}, reject(ReasonInvalidAlgorithm, "key %q is for %s, token says %s", truncate(hdr.Kid, 40), keyAlg, hdr.Alg)
 	}
 
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(rawSig)
 	if err != nil {
-		return nil, reject(ReasonTokenInvalid, "signature is not base64url")
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "signature is not base64url")
 	}
 	// crypto/rsa directly rather than jwx's jws.Verify: the same PKCS#1 v1.5
 	// check, without jwx re-parsing the header and allocating per call.
-	h := hash.New()
-	h.Write([]byte(token[:len(rawHeader)+1+len(rawPayload)]))
-	if err := rsa.VerifyPKCS1v15(pub, hash, h.Sum(nil), sig); err != nil {
-		return nil, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
+	if err := rsa.VerifyPKCS1v15(pub, hash, digest(hash, token[:len(rawHeader)+1+len(rawPayload)]), sig); err != nil {
+		return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
 	}
 
 	payload, err := base64.RawURLEncoding.Strict().DecodeString(rawPayload)
 	if err != nil {
-		return nil, reject(ReasonTokenInvalid, "payload is not base64url")
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "payload is not base64url")
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, reject(ReasonVerificationFailed, "claims: %v", err)
+		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: %v", err)
 	}
-	return v.checkClaims(&c, payload, class)
+	id, err := v.checkClaims(&c, payload, class)
+	if err != nil {
+		return nil, cacheEntry{}, err
+	}
+	return id, v.window(&c, id), nil
+}
+
+// window is when the verified token passes the time checks, with leeway.
+func (v *verifier) window(c *claims, id *Identity) cacheEntry {
+	e := cacheEntry{id: id, expires: unixTime(*c.Exp).Add(v.leeway)}
+	for _, t := range []*float64{c.Nbf, c.Iat} {
+		if t != nil {
+			if nb := unixTime(*t).Add(-v.leeway); nb.After(e.notBefore) {
+				e.notBefore = nb
+			}
+		}
+	}
+	return e
+}
+
+// digest hashes the signing input; RS256, Clerk's algorithm, avoids the
+// allocations of the generic hash.Hash path.
+func digest(hash crypto.Hash, signed string) []byte {
+	if hash == crypto.SHA256 {
+		sum := sha256.Sum256([]byte(signed))
+		return sum[:]
+	}
+	h := hash.New()
+	h.Write([]byte(signed))
+	return h.Sum(nil)
 }
 
 // checkClaims applies the claim rules in Clerk's order (sub, aud, azp, exp,
