@@ -782,3 +782,43 @@ func TestSignInRedirect(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedTokenExpires: a token served from the verified-token cache is
+// still rejected once exp + leeway has passed. The handlers' clock is
+// injected, so no test sleeps.
+func TestCachedTokenExpires(t *testing.T) {
+	start := time.Now()
+	clock := newFakeClock(start)
+	timeNow = clock.Now
+	t.Cleanup(func() { timeNow = time.Now })
+
+	iss := clerktest.Start(t)
+	iss.SetNow(func() time.Time { return start })
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+		leeway 5s
+	}
+	reverse_proxy %s
+}`, caddyPort, iss.URL, up.addr()))
+
+	token := iss.Mint() // exp = start + 60s
+	steps := []struct {
+		advance time.Duration
+		status  int
+	}{
+		{0, 200},                // verified, then cached
+		{0, 200},                // from the cache
+		{64 * time.Second, 200}, // inside exp + leeway
+		{time.Second, 401},      // exp + leeway reached: rejected although cached
+	}
+	for i, s := range steps {
+		clock.Advance(s.advance)
+		resp, _ := get(t, tester, "/", bearer(token))
+		if resp.StatusCode != s.status {
+			t.Fatalf("step %d (+%s): status %d, want %d", i, clock.Now().Sub(start), resp.StatusCode, s.status)
+		}
+	}
+}
