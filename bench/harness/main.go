@@ -1,0 +1,118 @@
+// Command harness sets up the load test of bench/run.sh: a fake Clerk issuer
+// (DEVELOPMENT ONLY, from internal/clerktest) and a tiny upstream on
+// 127.0.0.1, the Caddyfile of every scenario, and the tokens wrk sends. It
+// serves until it receives SIGINT or SIGTERM.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+)
+
+func main() {
+	dir := flag.String("dir", "", "directory for the Caddyfile and token files (required)")
+	basePort := flag.Int("base-port", 18080, "first of the six Caddy ports, one per scenario")
+	distinct := flag.Int("tokens", 1000, "distinct valid tokens for the rotation scenario")
+	flag.Parse()
+	if *dir == "" {
+		log.Fatal("harness: -dir is required")
+	}
+	if err := run(*dir, *basePort, *distinct); err != nil {
+		log.Fatal("harness: ", err)
+	}
+}
+
+func run(dir string, basePort, distinct int) error {
+	iss, err := clerktest.New()
+	if err != nil {
+		return err
+	}
+	defer iss.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	upstream := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() { _ = upstream.Serve(ln) }()
+	defer upstream.Close()
+
+	// Tokens outlive any run, so no scenario measures expiry.
+	token := iss.Mint(clerktest.Lifetime(2 * time.Hour))
+	tokens := make([]string, distinct)
+	for i := range tokens {
+		tokens[i] = iss.Mint(clerktest.Lifetime(2*time.Hour), clerktest.WithClaims(map[string]any{"sub": fmt.Sprintf("user_bench_%d", i)}))
+	}
+	files := map[string]string{
+		"Caddyfile":  caddyfile(basePort, iss.URL, ln.Addr().String()),
+		"token.txt":  token + "\n",
+		"tokens.txt": strings.Join(tokens, "\n") + "\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			return err
+		}
+	}
+	// run.sh waits for this file: everything above is in place.
+	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600); err != nil {
+		return err
+	}
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+	return nil
+}
+
+// caddyfile has one site per scenario, so one Caddy process serves them all
+// and each wrk run hits exactly one configuration.
+func caddyfile(base int, issuer, upstream string) string {
+	auth := func(extra string) string {
+		return fmt.Sprintf("clerk_auth {\n\t\tissuer %s\n\t\tforward_header X-User-Id {http.auth.user.id}\n%s\t}", issuer, extra)
+	}
+	return fmt.Sprintf(`{
+	admin off
+	auto_https off
+	log default {
+		level ERROR
+	}
+}
+# (a) no auth
+http://127.0.0.1:%[1]d {
+	respond "ok"
+}
+# (b) clerk_auth with the token cache; also (d), with 1000 tokens rotating
+http://127.0.0.1:%[2]d {
+	%[7]s
+	respond "ok"
+}
+# (c) clerk_auth without the token cache
+http://127.0.0.1:%[3]d {
+	%[8]s
+	respond "ok"
+}
+# (e) reverse_proxy without auth
+http://127.0.0.1:%[4]d {
+	reverse_proxy %[6]s
+}
+# (e) reverse_proxy with clerk_auth
+http://127.0.0.1:%[5]d {
+	%[7]s
+	reverse_proxy %[6]s
+}
+`, base, base+1, base+2, base+3, base+4, upstream, auth(""), auth("\t\ttoken_cache off\n"))
+}
