@@ -192,7 +192,11 @@ type Handler struct {
 	signIn       *url.URL
 	keySetKey    string
 	ownedHeaders []string
-	logger       *zap.Logger
+	// forwardFields[i] names the identity field when ForwardHeaders[i] is
+	// just one {http.auth.user.*} placeholder (the usual case), so the
+	// value is read directly instead of parsed by the replacer per request.
+	forwardFields []string
+	logger        *zap.Logger
 }
 
 // ForwardHeader is one header set from the verified identity.
@@ -287,6 +291,7 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 			return fmt.Errorf("forward_header %q is not a valid header field name", fh.Field)
 		}
 		h.ownedHeaders = append(h.ownedHeaders, fh.Field)
+		h.forwardFields = append(h.forwardFields, identityField(fh.Value))
 	}
 
 	keys, err := h.keyProvider(repl, issuers)
@@ -461,8 +466,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			zap.String("user_id", id.UserID), zap.String("problem", problem))
 	}
 	st.id = id
-	for _, fh := range h.ForwardHeaders {
-		if v := repl.ReplaceAll(fh.Value, ""); v != "" {
+	for i, fh := range h.ForwardHeaders {
+		var v string
+		if name := h.forwardFields[i]; name != "" {
+			v = id.placeholder(name)
+		} else {
+			v = repl.ReplaceAll(fh.Value, "")
+		}
+		if v != "" {
 			r.Header.Set(fh.Field, v)
 		}
 	}
@@ -562,6 +573,20 @@ func validHeaderName(name string) bool {
 		}
 	}
 	return true
+}
+
+// identityField returns "id" for "{http.auth.user.id}", and "" for any
+// value that is not exactly one identity placeholder.
+func identityField(value string) string {
+	inner, ok := strings.CutPrefix(value, "{"+userPrefix)
+	if !ok {
+		return ""
+	}
+	name, ok := strings.CutSuffix(inner, "}")
+	if !ok || name == "" || strings.ContainsAny(name, "{}") {
+		return ""
+	}
+	return name
 }
 
 // validClaimPath accepts dotted claim paths such as metadata.roles.

@@ -338,3 +338,20 @@ func swapPayload(a, b string) string {
 	pb := strings.Split(b, ".")
 	return pa[0] + "." + pb[1] + "." + pa[2]
 }
+
+func TestIdentityField(t *testing.T) {
+	cases := map[string]string{
+		"{http.auth.user.id}":                        "id",
+		"{http.auth.user.claims.meta.tier}":          "claims.meta.tier",
+		"user {http.auth.user.id}":                   "",
+		"{http.auth.user.id}{http.auth.user.org_id}": "",
+		"{http.request.host}":                        "",
+		"{http.auth.user.}":                          "",
+		"plain":                                      "",
+	}
+	for in, want := range cases {
+		if got := identityField(in); got != want {
+			t.Errorf("identityField(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
