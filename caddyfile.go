@@ -28,6 +28,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		publishable_key     <pk_test_...|pk_live_...>
 //		issuer              <url>...
 //		jwks_url            <url>
+//		jwks_refresh        <duration>
+//		jwks_min_interval   <duration>
+//		jwks_timeout        <duration>
+//		jwks_max_stale      <duration>
 //		jwt_key             <pem>
 //		secret_key          <sk_test_...|sk_live_...>
 //		api_url             <url>
@@ -68,6 +72,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = appendValues(d, &h.Issuers)
 		case "jwks_url":
 			err = single(d, &h.JWKSURL)
+		case "jwks_refresh":
+			err = parseDuration(d, &h.JWKSRefresh)
+		case "jwks_min_interval":
+			err = parseDuration(d, &h.JWKSMinInterval)
+		case "jwks_timeout":
+			err = parseDuration(d, &h.JWKSTimeout)
+		case "jwks_max_stale":
+			err = parseDuration(d, &h.JWKSMaxStale)
 		case "jwt_key":
 			err = single(d, &h.JWTKey)
 		case "secret_key":
@@ -158,6 +170,24 @@ func (h *Handler) parseTokenCache(d *caddyfile.Dispenser) error {
 		size = n
 	}
 	h.TokenCache = &size
+	return nil
+}
+
+// parseDuration reads the one duration of a subdirective given once.
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var raw string
+	if *dst != 0 {
+		return d.Errf("%s is given twice", name)
+	}
+	if !d.AllArgs(&raw) {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(raw)
+	if err != nil || dur <= 0 {
+		return d.Errf("%s %q: use a positive duration such as 30s or 15m", name, raw)
+	}
+	*dst = caddy.Duration(dur)
 	return nil
 }
 

@@ -60,6 +60,21 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			},
 		},
 		{
+			name: "key set tuning",
+			input: `clerk_auth {
+				jwks_refresh 10m
+				jwks_min_interval 1m
+				jwks_timeout 2s
+				jwks_max_stale 12h
+			}`,
+			want: Handler{
+				JWKSRefresh:     caddy.Duration(10 * time.Minute),
+				JWKSMinInterval: caddy.Duration(time.Minute),
+				JWKSTimeout:     caddy.Duration(2 * time.Second),
+				JWKSMaxStale:    caddy.Duration(12 * time.Hour),
+			},
+		},
+		{
 			name: "requirement lines",
 			input: `clerk_auth {
 				org_role admin owner
@@ -254,6 +269,16 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 		// every string must appear in the error message
 		want []string
 	}{
+		{
+			name:  "zero jwks_timeout",
+			input: "clerk_auth {\n\tjwks_timeout 0s\n}",
+			want:  []string{`jwks_timeout "0s": use a positive duration`},
+		},
+		{
+			name:  "jwks_refresh twice",
+			input: "clerk_auth {\n\tjwks_refresh 1h\n\tjwks_refresh 2h\n}",
+			want:  []string{"jwks_refresh is given twice"},
+		},
 		{
 			name:  "claim without a value",
 			input: "clerk_auth {\n\tclaim metadata.tier\n}",
@@ -893,6 +918,8 @@ func TestProvisionClerkKeys(t *testing.T) {
 		h    Handler
 		want string
 	}{
+		{"jwks_refresh too short", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(10 * time.Second)}, "jwks_refresh 10s is too short: use at least 1m0s"},
+		{"jwks_max_stale below jwks_refresh", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(time.Hour), JWKSMaxStale: caddy.Duration(30 * time.Minute)}, "jwks_max_stale 30m0s is shorter than jwks_refresh 1h0m0s"},
 		{"malformed publishable key", Handler{PublishableKey: "pk_test_nope"}, "publishable_key: "},
 		{"secret key as publishable key", Handler{PublishableKey: "sk_test_abc"}, "must start with pk_test_ or pk_live_"},
 		{"two key sources", Handler{PublishableKey: pk, JWTKey: iss.PublicKeyPEM(), JWKSURL: iss.JWKSURL()}, "alternative key sources"},

@@ -101,6 +101,26 @@ type Handler struct {
 	// `https://api.clerk.com`.
 	APIURL string `json:"api_url,omitempty"`
 
+	// How often the shared key set is refreshed in the background.
+	// Default: 15m. Only a successful response replaces the keys.
+	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
+
+	// The least time between two key fetches triggered by requests (a token
+	// with an unknown kid, or a signature that fails with a cached key,
+	// which is how a key rotated under the same kid shows). Concurrent
+	// triggers share one fetch. Default: 30s. This bounds what a flood of
+	// forged tokens can make Caddy ask of Clerk.
+	JWKSMinInterval caddy.Duration `json:"jwks_min_interval,omitempty"`
+
+	// Timeout of one key fetch attempt. Default: 5s. Failed attempts are
+	// retried with exponential backoff and jitter.
+	JWKSTimeout caddy.Duration `json:"jwks_timeout,omitempty"`
+
+	// While fetches fail, the last good keys are used up to this age.
+	// Default: 24h. Past it requests fail closed with 503 (never 401: a
+	// Clerk outage must not look like a sign-out).
+	JWKSMaxStale caddy.Duration `json:"jwks_max_stale,omitempty"`
+
 	// If set, the token's `aud` (string or array) must contain one of these.
 	// A token without `aud` is then rejected. Clerk session tokens carry no
 	// `aud`; JWT templates can.
@@ -396,9 +416,13 @@ func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvid
 		return nil, fmt.Errorf("jwks_url %q: %v", jwksURL, err)
 	}
 
+	opts, err := h.keySetOptions()
+	if err != nil {
+		return nil, err
+	}
 	h.keySetKey = jwksURL + poolKey
 	val, _, err := keySets.LoadOrNew(h.keySetKey, func() (caddy.Destructor, error) {
-		ks := newKeySet(jwksURL, header, defaultKeySetOptions, h.logger.Named("jwks"))
+		ks := newKeySet(jwksURL, header, opts, h.logger.Named("jwks"))
 		ks.start()
 		return ks, nil
 	})
@@ -406,6 +430,36 @@ func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvid
 		return nil, fmt.Errorf("key set: %v", err)
 	}
 	return val.(*keySet), nil
+}
+
+// keySetOptions applies the jwks_* settings over the defaults. A key set is
+// shared by every handler using the same source, so the first handler to
+// create it sets its options.
+func (h *Handler) keySetOptions() (keySetOptions, error) {
+	opts := defaultKeySetOptions
+	for _, o := range []struct {
+		name string
+		set  caddy.Duration
+		dst  *time.Duration
+		min  time.Duration
+	}{
+		{"jwks_refresh", h.JWKSRefresh, &opts.refresh, time.Minute},
+		{"jwks_min_interval", h.JWKSMinInterval, &opts.minInterval, time.Second},
+		{"jwks_timeout", h.JWKSTimeout, &opts.timeout, 100 * time.Millisecond},
+		{"jwks_max_stale", h.JWKSMaxStale, &opts.maxStale, time.Minute},
+	} {
+		if o.set == 0 {
+			continue
+		}
+		if d := time.Duration(o.set); d < o.min {
+			return opts, fmt.Errorf("%s %s is too short: use at least %s", o.name, d, o.min)
+		}
+		*o.dst = time.Duration(o.set)
+	}
+	if opts.maxStale < opts.refresh {
+		return opts, fmt.Errorf("jwks_max_stale %s is shorter than jwks_refresh %s: keys would go stale between two refreshes", opts.maxStale, opts.refresh)
+	}
+	return opts, nil
 }
 
 // Cleanup releases this handler's hold on the shared key set.
