@@ -382,8 +382,8 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	}
 	row("features", scopedString(id.Features))
 	row("plans", scopedString(id.Plans))
-	if len(id.Roles) > 0 {
-		row("roles", listOrNone(id.Roles)+" (claim "+defaultRoles+")")
+	if len(id.Roles()) > 0 {
+		row("roles", listOrNone(id.Roles())+" (claim "+defaultRoles+")")
 	}
 	return nil
 }
@@ -952,7 +952,7 @@ func (d *diagnosis) requirementFix() string {
 	switch d.ve.Reason {
 	case ReasonMissingRole:
 		return fmt.Sprintf("the token's roles (claim %s) are %s; the route requires one of %s: give the user the role and put it in the token (e.g. \"roles\": \"{{user.public_metadata.roles}}\" in the session token or JWT template)",
-			d.h.verifier.rolesClaim, list(id.Roles), want)
+			d.h.verifier.rolesClaim, list(id.Roles()), want)
 	case ReasonMissingOrgRole:
 		if id.OrgID == "" {
 			return noOrg
