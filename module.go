@@ -476,14 +476,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Client copies of the owned headers go first, on every path, so no
 	// upstream can ever see a forged identity, anonymous requests included.
 	stripHeaders(r.Header, h.ownedHeaders)
+	keepOwnedEndToEnd(r.Header, h.ownedHeaders)
+	stripOwnedTrailers(r, h.ownedHeaders)
+
+	// The state goes before the preflight exit too: it is what makes every
+	// {http.auth.*} placeholder known, so a header_up expands to "" on a
+	// preflight instead of forwarding the literal "{http.auth.user.id}".
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	st, r := stateFor(r, repl)
+	st.id, st.reason = nil, ""
 
 	if isPreflight(r) {
 		return next.ServeHTTP(w, r)
 	}
-
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	st, r := stateFor(r, repl)
-	st.id, st.reason = nil, ""
 
 	token, carrier, err := tokenFromRequest(r, h.publishable, h.verifier.now())
 	var id *Identity

@@ -84,6 +84,12 @@ type keyProvider interface {
 	key(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
 }
 
+// refetcher is a key source that can refresh a key that failed a signature
+// check, for keys rotated under an unchanged kid.
+type refetcher interface {
+	refetch(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
+}
+
 var (
 	errKeysUnavailable = errors.New("no signing keys available")
 	errUnknownKID      = errors.New("kid not found in key set")
@@ -199,8 +205,20 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	}
 	// crypto/rsa directly rather than jwx's jws.Verify: the same PKCS#1 v1.5
 	// check, without jwx re-parsing the header and allocating per call.
-	if err := rsa.VerifyPKCS1v15(pub, hash, digest(hash, token[:len(rawHeader)+1+len(rawPayload)]), sig); err != nil {
-		return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
+	sum := digest(hash, token[:len(rawHeader)+1+len(rawPayload)])
+	if err := rsa.VerifyPKCS1v15(pub, hash, sum, sig); err != nil {
+		// Clerk may rotate a key under the same kid (the kid is the instance
+		// id). Ask the key source for a fresh copy, throttled, and try once
+		// more with it if it differs.
+		r, ok := v.keys.(refetcher)
+		if !ok {
+			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
+		}
+		fresh, freshAlg, ferr := r.refetch(ctx, hdr.Kid)
+		if ferr != nil || fresh == nil || fresh.Equal(pub) || (freshAlg != "" && freshAlg != hdr.Alg) ||
+			rsa.VerifyPKCS1v15(fresh, hash, sum, sig) != nil {
+			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
+		}
 	}
 
 	payload, err := base64.RawURLEncoding.Strict().DecodeString(rawPayload)
@@ -209,6 +227,9 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: %v", err)
+	}
+	if err := checkMembers(payload, &c); err != nil {
 		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: %v", err)
 	}
 	id, err := v.checkClaims(&c, payload, class)
@@ -246,8 +267,8 @@ func digest(hash crypto.Hash, signed string) []byte {
 // checkClaims applies the claim rules in Clerk's order (sub, aud, azp, exp,
 // nbf, iat), then the checks Clerk lacks (token class, iss).
 func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identity, error) {
-	if c.Sub == nil {
-		return nil, reject(ReasonVerificationFailed, "sub claim is missing")
+	if c.Sub == nil || *c.Sub == "" {
+		return nil, reject(ReasonVerificationFailed, "sub claim is missing or empty")
 	}
 	if c.Exp == nil {
 		return nil, reject(ReasonVerificationFailed, "exp claim is missing")
@@ -357,6 +378,9 @@ func decodeSegment(seg string, v any) error {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("not a JSON object: %v", err)
+	}
+	if err := checkMembers(b, v); err != nil {
+		return err
 	}
 	return nil
 }

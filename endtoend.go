@@ -1,0 +1,82 @@
+package clerkauth
+
+import (
+	"io"
+	"net/http"
+	"strings"
+)
+
+// keepOwnedEndToEnd drops, from the client's Connection header, every
+// option that names an owned header or a look-alike. A client listing
+// X-User-Id there asks each proxy to remove it as hop-by-hop (RFC 9110
+// §7.6.1), and reverse_proxy does so after clerk_auth has set it: the
+// upstream would get a verified request without its identity, or a user
+// without the X-Org-Id of their active organization. The other options
+// (close, keep-alive, upgrade, ...) are kept as sent.
+func keepOwnedEndToEnd(h http.Header, owned []string) {
+	vals, ok := h["Connection"]
+	if !ok || len(owned) == 0 {
+		return
+	}
+	var kept []string
+	dropped := false
+	for _, v := range vals {
+		for opt := range strings.SplitSeq(v, ",") {
+			opt = strings.TrimSpace(opt)
+			if opt == "" {
+				continue
+			}
+			if ownsHeader(opt, owned) {
+				dropped = true
+				continue
+			}
+			kept = append(kept, opt)
+		}
+	}
+	switch {
+	case !dropped:
+	case len(kept) == 0:
+		delete(h, "Connection")
+	default:
+		h["Connection"] = []string{strings.Join(kept, ", ")}
+	}
+}
+
+func ownsHeader(name string, owned []string) bool {
+	for _, o := range owned {
+		if sameHeaderVariable(name, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripOwnedTrailers keeps client trailer fields named like an owned header
+// (or a look-alike) from reaching the upstream. net/http fills r.Trailer
+// only when the body hits EOF, long after the headers were stripped, and
+// reverse_proxy forwards whatever the map then holds. Only declared
+// trailers can get there: for them the map exists already and every copy
+// of the request shares it, so the names are dropped now (they would be
+// announced to the upstream) and the values at EOF, before anything reads
+// them.
+func stripOwnedTrailers(r *http.Request, owned []string) {
+	if r.Trailer == nil || len(owned) == 0 {
+		return
+	}
+	stripHeaders(r.Trailer, owned)
+	r.Body = &trailerFilter{ReadCloser: r.Body, trailer: r.Trailer, owned: owned}
+}
+
+type trailerFilter struct {
+	io.ReadCloser
+	trailer http.Header
+	owned   []string
+}
+
+func (b *trailerFilter) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		stripHeaders(b.trailer, b.owned)
+	}
+	return n, err
+}
