@@ -3,6 +3,8 @@ package clerkauth
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -15,8 +17,8 @@ import (
 type claims struct {
 	Sub *string         `json:"sub"`
 	Exp *float64        `json:"exp"`
-	Nbf *float64        `json:"nbf"`
-	Iat *float64        `json:"iat"`
+	Nbf optionalDate    `json:"nbf"`
+	Iat optionalDate    `json:"iat"`
 	Iss string          `json:"iss"`
 	Azp string          `json:"azp"`
 	Sid string          `json:"sid"`
@@ -41,6 +43,56 @@ type claims struct {
 
 	SessionStatus json.RawMessage `json:"sts"`
 	Actor         json.RawMessage `json:"act"`
+}
+
+// optionalDate is an optional NumericDate claim (nbf, iat). Absent is fine,
+// but a present value must be a number: JSON null included, which
+// encoding/json would otherwise read as absent and Clerk's SDK refuses.
+type optionalDate struct {
+	set bool
+	sec float64
+}
+
+func (d *optionalDate) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return errors.New("is null, want a NumericDate")
+	}
+	d.set = true
+	return json.Unmarshal(b, &d.sec)
+}
+
+// Member names the typed decoding reads, per JSON object. encoding/json
+// matches names case-insensitively, so "Sub" would be read as "sub" where
+// every other parser (Clerk's SDK included) sees two different members.
+var (
+	headerMembers = []string{"alg", "kid", "typ", "cat", "crit"}
+	claimMembers  = []string{"sub", "exp", "nbf", "iat", "iss", "azp", "sid", "aud", "v", "org_id", "org_slug",
+		"org_role", "org_permissions", "o", "fea", "pla", "sts", "act"}
+	nestedMembers = map[string][]string{"o": {"id", "slg", "rol", "per", "fpm"}, "act": {"sub"}}
+)
+
+// exactMembers refuses a JSON object with a member whose name is a case
+// variant of one of names (in strings.EqualFold's sense, which is
+// encoding/json's), looking one level into the objects named in nested.
+// Anything that is not an object passes: the typed decoding reports it.
+func exactMembers(obj []byte, names []string, nested map[string][]string) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return nil
+	}
+	for k, v := range m {
+		for _, n := range names {
+			if k != n && strings.EqualFold(k, n) {
+				return fmt.Errorf("member %q is a case variant of %q", truncate(k, 24), n)
+			}
+		}
+		if sub, ok := nested[k]; ok {
+			if err := exactMembers(v, sub, nil); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+	}
+	return nil
 }
 
 type orgV2 struct {

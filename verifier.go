@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Reason codes. Where Clerk's SDK has a name for a failure we use it, so the
@@ -122,6 +123,11 @@ func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) 
 	if len(token) > maxTokenSize {
 		return nil, reject(ReasonTokenInvalid, "token is %d bytes, above the %d byte limit", len(token), maxTokenSize)
 	}
+	if i := strings.IndexFunc(token, notTokenChar); i >= 0 {
+		// Go's base64 decoder skips CR and LF even in Strict mode, so
+		// without this "<token>\n" would verify: one token, many spellings.
+		return nil, reject(ReasonTokenInvalid, "byte %d is not base64url or '.'", i)
+	}
 	rawHeader, rest, ok := strings.Cut(token, ".")
 	rawPayload, rawSig, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 || strings.Contains(rawSig, ".") {
@@ -129,7 +135,7 @@ func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) 
 	}
 
 	var hdr jwtHeader
-	if err := decodeSegment(rawHeader, &hdr); err != nil {
+	if err := decodeSegment(rawHeader, &hdr, headerMembers, nil); err != nil {
 		return nil, reject(ReasonTokenInvalid, "header: %v", err)
 	}
 	if len(hdr.Crit) > 0 {
@@ -180,7 +186,7 @@ func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) 
 		return nil, reject(ReasonTokenInvalid, "payload is not base64url")
 	}
 	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	if err := decodeJSON(payload, &c, claimMembers, nestedMembers); err != nil {
 		return nil, reject(ReasonVerificationFailed, "claims: %v", err)
 	}
 	return v.checkClaims(&c, payload, class)
@@ -216,11 +222,11 @@ func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identi
 	if *c.Exp <= nowSec-skew {
 		return nil, reject(ReasonTokenExpired, "expired %s ago", durationSince(*c.Exp, nowSec))
 	}
-	if c.Nbf != nil && *c.Nbf > nowSec+skew {
-		return nil, reject(ReasonNotActiveYet, "not valid for another %s", durationSince(nowSec, *c.Nbf))
+	if c.Nbf.set && c.Nbf.sec > nowSec+skew {
+		return nil, reject(ReasonNotActiveYet, "not valid for another %s", durationSince(nowSec, c.Nbf.sec))
 	}
-	if c.Iat != nil && *c.Iat > nowSec+skew {
-		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, *c.Iat))
+	if c.Iat.set && c.Iat.sec > nowSec+skew {
+		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, c.Iat.sec))
 	}
 
 	if !contains(v.issuers, strings.TrimSuffix(c.Iss, "/")) {
@@ -293,15 +299,31 @@ func checkAudience(raw json.RawMessage, want []string) error {
 // decodeSegment decodes one unpadded base64url JWT segment holding a JSON
 // object. Padding is refused: Clerk never emits it, and accepting it would
 // give one token several spellings.
-func decodeSegment(seg string, v any) error {
+func decodeSegment(seg string, v any, names []string, nested map[string][]string) error {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
 	if err != nil {
 		return errors.New("not base64url")
 	}
+	return decodeJSON(b, v, names, nested)
+}
+
+// decodeJSON decodes a header or payload so that every parser reads it the
+// same way: valid UTF-8 only (encoding/json and JavaScript's TextDecoder
+// replace invalid bytes differently, so one token could name two users),
+// and no case variants of the member names we read (see exactMembers).
+func decodeJSON(b []byte, v any, names []string, nested map[string][]string) error {
+	if !utf8.Valid(b) {
+		return errors.New("not valid UTF-8")
+	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("not a JSON object: %v", err)
 	}
-	return nil
+	return exactMembers(b, names, nested)
+}
+
+// notTokenChar reports a rune that cannot occur in a compact JWS.
+func notTokenChar(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.')
 }
 
 func contains(list []string, s string) bool {
