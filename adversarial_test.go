@@ -700,9 +700,8 @@ func advEncodingCases(iss *clerktest.Issuer, mint advMint, rawToken func(string,
 		{name: "empty segments", header: advBearer(".."), reason: ReasonTokenInvalid},
 		{name: "invalid base64 characters in the header", header: advBearer("!!!" + h + "." + p + "." + sig), reason: ReasonTokenInvalid},
 		{name: "padded header", header: advBearer(h + "=." + p + "." + sig), reason: ReasonTokenInvalid},
-		// The signature covers the payload as sent, so the padding breaks it
-		// before the payload is even decoded.
-		{name: "padded payload", header: advBearer(h + "." + p + "==." + sig), reason: ReasonInvalidSignature},
+		// '=' is not a compact-JWS character: refused before any decoding.
+		{name: "padded payload", header: advBearer(h + "." + p + "==." + sig), reason: ReasonTokenInvalid},
 		{name: "standard base64 header", header: advBearer(stdHeader), reason: ReasonTokenInvalid},
 		{name: "header is not JSON", header: advBearer(clerktest.SegmentsJSON("RS256", `{"sub":"user_test"}`, iss.PrivateKey())), reason: ReasonTokenInvalid},
 		{name: "header with trailing garbage", header: advBearer(rawToken(baseHeader+`}x{"a":1`, `"sub":"user_test",`+baseClaims)), reason: ReasonTokenInvalid},

@@ -3,6 +3,7 @@ package clerkauth
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -15,8 +16,8 @@ import (
 type claims struct {
 	Sub *string         `json:"sub"`
 	Exp *float64        `json:"exp"`
-	Nbf *float64        `json:"nbf"`
-	Iat *float64        `json:"iat"`
+	Nbf optionalDate    `json:"nbf"`
+	Iat optionalDate    `json:"iat"`
 	Iss string          `json:"iss"`
 	Azp string          `json:"azp"`
 	Sid string          `json:"sid"`
@@ -41,6 +42,30 @@ type claims struct {
 
 	SessionStatus json.RawMessage `json:"sts"`
 	Actor         json.RawMessage `json:"act"`
+}
+
+// optionalDate is an optional NumericDate claim (nbf, iat). Absent is fine,
+// but a present value must be a number: JSON null included, which
+// encoding/json would otherwise read as absent and Clerk's SDK refuses.
+type optionalDate struct {
+	set bool
+	sec float64
+}
+
+// ptr returns the date, or nil when it is absent.
+func (d optionalDate) ptr() *float64 {
+	if !d.set {
+		return nil
+	}
+	return &d.sec
+}
+
+func (d *optionalDate) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return errors.New("is null, want a NumericDate")
+	}
+	d.set = true
+	return json.Unmarshal(b, &d.sec)
 }
 
 type orgV2 struct {

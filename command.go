@@ -337,7 +337,7 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	for _, t := range []struct {
 		name string
 		sec  *float64
-	}{{"exp", c.Exp}, {"nbf", c.Nbf}, {"iat", c.Iat}} {
+	}{{"exp", c.Exp}, {"nbf", c.Nbf.ptr()}, {"iat", c.Iat.ptr()}} {
 		if t.sec == nil {
 			fmt.Fprintf(w, "  %s  (absent)\n", t.name)
 			continue
@@ -867,10 +867,10 @@ func (d *diagnosis) fix() string {
 			human(d.since(c.Exp)), human(v.leeway))
 	case ReasonNotActiveYet:
 		return fmt.Sprintf("nbf is %s from now (leeway %s): this machine's clock and Clerk's disagree; sync this clock (NTP), or raise leeway (at most %s)",
-			human(-d.since(c.Nbf)), human(v.leeway), human(maxLeeway))
+			human(-d.since(c.Nbf.ptr())), human(v.leeway), human(maxLeeway))
 	case ReasonIATInFuture:
 		return fmt.Sprintf("iat is %s from now (leeway %s): this machine's clock and Clerk's disagree; sync this clock (NTP), or raise leeway (at most %s)",
-			human(-d.since(c.Iat)), human(v.leeway), human(maxLeeway))
+			human(-d.since(c.Iat.ptr())), human(v.leeway), human(maxLeeway))
 	case ReasonInvalidSignature:
 		return fmt.Sprintf("the signature does not verify with key %q from %s: the token was altered, or another Clerk instance signed it; point the key source at the instance that issued the token",
 			kid, keySource(v.keys))

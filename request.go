@@ -36,6 +36,10 @@ func tokenFromRequest(r *http.Request, pk *publishableKey, now time.Time) (token
 		return "", carrierHeader, errAmbiguousAuthorization
 	}
 	if tok := sessionCookieFor(r, pk, now); tok != "" {
+		if strings.Contains(tok, " ") {
+			// Go's cookie parser keeps inner spaces; a JWT has none.
+			return "", carrierCookie, errors.New("the session cookie does not hold a single token")
+		}
 		return tok, carrierCookie, nil
 	}
 	return "", "", nil
@@ -49,6 +53,11 @@ func bearerToken(v string) (token string, ok bool, err error) {
 	scheme, rest, hasSpace := strings.Cut(v, " ")
 	if !hasSpace {
 		if strings.Count(v, ".") == 2 {
+			if strings.Contains(v, "\t") {
+				// "Bearer\ta.b.c": RFC 9110 separates the scheme with SP
+				// only, and a JWT has no whitespace.
+				return "", false, errors.New("Authorization value is not a single token")
+			}
 			return v, true, nil
 		}
 		if strings.EqualFold(v, "Bearer") {

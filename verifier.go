@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Reason codes. Where Clerk's SDK has a name for a failure we use it, so the
@@ -158,6 +159,11 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	if len(token) > maxTokenSize {
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "token is %d bytes, above the %d byte limit", len(token), maxTokenSize)
 	}
+	if i := strings.IndexFunc(token, notTokenChar); i >= 0 {
+		// Go's base64 decoder skips CR and LF even in Strict mode, so
+		// without this "<token>\n" would verify: one token, many spellings.
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "byte %d is not base64url or '.'", i)
+	}
 	rawHeader, rest, ok := strings.Cut(token, ".")
 	rawPayload, rawSig, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 || strings.Contains(rawSig, ".") {
@@ -226,11 +232,16 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "payload is not base64url")
 	}
 	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	if err := decodeJSON(payload, &c); err != nil {
 		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: %v", err)
 	}
-	if err := checkMembers(payload, &c); err != nil {
-		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: %v", err)
+	// The organization and actor objects are read by struct too, so they
+	// get the same member check as the top level.
+	if err := checkObject(c.Org, &orgV2{}); err != nil {
+		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: o: %v", err)
+	}
+	if err := checkObject(c.Actor, &actClaim{}); err != nil {
+		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: act: %v", err)
 	}
 	id, err := v.checkClaims(&c, payload, class)
 	if err != nil {
@@ -242,9 +253,9 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 // window is when the verified token passes the time checks, with leeway.
 func (v *verifier) window(c *claims, id *Identity) cacheEntry {
 	e := cacheEntry{id: id, expires: unixTime(*c.Exp).Add(v.leeway)}
-	for _, t := range []*float64{c.Nbf, c.Iat} {
-		if t != nil {
-			if nb := unixTime(*t).Add(-v.leeway); nb.After(e.notBefore) {
+	for _, t := range []optionalDate{c.Nbf, c.Iat} {
+		if t.set {
+			if nb := unixTime(t.sec).Add(-v.leeway); nb.After(e.notBefore) {
 				e.notBefore = nb
 			}
 		}
@@ -294,11 +305,11 @@ func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identi
 	if *c.Exp <= nowSec-skew {
 		return nil, reject(ReasonTokenExpired, "expired %s ago", durationSince(*c.Exp, nowSec))
 	}
-	if c.Nbf != nil && *c.Nbf > nowSec+skew {
-		return nil, reject(ReasonNotActiveYet, "not valid for another %s", durationSince(nowSec, *c.Nbf))
+	if c.Nbf.set && c.Nbf.sec > nowSec+skew {
+		return nil, reject(ReasonNotActiveYet, "not valid for another %s", durationSince(nowSec, c.Nbf.sec))
 	}
-	if c.Iat != nil && *c.Iat > nowSec+skew {
-		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, *c.Iat))
+	if c.Iat.set && c.Iat.sec > nowSec+skew {
+		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, c.Iat.sec))
 	}
 
 	if !contains(v.issuers, strings.TrimSuffix(c.Iss, "/")) {
@@ -376,13 +387,34 @@ func decodeSegment(seg string, v any) error {
 	if err != nil {
 		return errors.New("not base64url")
 	}
+	return decodeJSON(b, v)
+}
+
+// decodeJSON decodes a header or payload so that every parser reads it the
+// same way: valid UTF-8 only (encoding/json and JavaScript's TextDecoder
+// replace invalid bytes differently, so one token could name two users),
+// and no repeated or case-variant member names (see checkMembers).
+func decodeJSON(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return errors.New("not valid UTF-8")
+	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("not a JSON object: %v", err)
 	}
-	if err := checkMembers(b, v); err != nil {
-		return err
+	return checkMembers(b, v)
+}
+
+// checkObject applies checkMembers to an optional nested object.
+func checkObject(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
 	}
-	return nil
+	return checkMembers(raw, v)
+}
+
+// notTokenChar reports a rune that cannot occur in a compact JWS.
+func notTokenChar(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.')
 }
 
 func contains(list []string, s string) bool {
