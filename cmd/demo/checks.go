@@ -216,7 +216,7 @@ func (d *demo) printChecks(w io.Writer, results []result) {
 		fmt.Fprintf(w, "# %d. %s\n#    → %s", i+1, r.title, r.describe())
 		if !r.ok() {
 			failed++
-			fmt.Fprintf(w, "   ✗ expected %s", describe(r.wantStatus, r.wantReason, r.wantUser))
+			fmt.Fprintf(w, "   ✗ expected %s", expectation(r.wantStatus, r.wantReason, r.wantUser))
 		}
 		fmt.Fprintf(w, "\n%s\n\n", d.curl(r.check))
 	}
@@ -254,8 +254,8 @@ func (r result) describe() string {
 	return s
 }
 
-// describe is an expectation in the words result.describe uses.
-func describe(status int, reason, user string) string {
+// expectation says what a check wants in the words result.describe uses.
+func expectation(status int, reason, user string) string {
 	s := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	if reason != "" {
 		s += " with " + reason

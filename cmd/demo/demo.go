@@ -156,7 +156,7 @@ func startCaddy(body []byte, filename string) error {
 	persist := false
 	cfg.Admin = &caddy.AdminConfig{Disabled: true, Config: &caddy.ConfigSettings{Persist: &persist}}
 	if err := caddy.Run(&cfg); err != nil {
-		return fmt.Errorf("starting Caddy with %s: %w", filename, err)
+		return fmt.Errorf("starting Caddy with %s: %w (-port 0 picks a free port)", filename, err)
 	}
 	return nil
 }
