@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// ephemeral are the flags tests run the demo with: every port is chosen by
+// ephemeral is the configuration tests run the demo with: every port is chosen by
 // the kernel, so tests never collide with each other or with a running demo.
 func ephemeral() config {
 	return config{
@@ -58,7 +58,7 @@ func isolate(t *testing.T) {
 	}
 }
 
-// output collects what run prints and tells when a line has appeared.
+// output collects what run prints and tells when the ready line has appeared.
 type output struct {
 	mu    sync.Mutex
 	buf   strings.Builder
