@@ -3,14 +3,18 @@
 // in memory, its "secret key" is random, and its token minter exists to forge
 // expired, unsigned, wrongly signed and otherwise malicious tokens on purpose.
 //
-// An Issuer serves a JSON Web Key Set on 127.0.0.1 (never on other
-// interfaces) from two endpoints, mirroring the two places a Clerk verifier
+// An Issuer serves a JSON Web Key Set on a loopback address (127.0.0.1
+// unless NewAt names another; never on other interfaces) from two endpoints, mirroring the two places a Clerk verifier
 // may fetch keys from:
 //
 //   - the Frontend API: GET {URL}/.well-known/jwks.json (no authentication);
 //   - the Backend API: GET {URL}/v1/jwks with "Authorization: Bearer sk_test_…".
 //
-// Both endpoints can be made slow, broken or hostile with SetFault, and the
+// With EnableSignIn it also serves a development sign-in page, standing in
+// for Clerk's Account Portal in local demos: it sets the __session cookie for
+// whoever presses a button.
+//
+// Both JWKS endpoints can be made slow, broken or hostile with SetFault, and the
 // key set can be rotated while serving. Mint produces RS256 session tokens
 // shaped like Clerk's (v1 and v2), JWT-template and M2M tokens, and, through
 // its options and the lower-level Sign and SegmentsJSON, every malformed
@@ -71,6 +75,7 @@ type Issuer struct {
 
 	fetches atomic.Int64
 	fault   atomic.Pointer[Fault]
+	signIn  atomic.Pointer[SignInPage] // nil until EnableSignIn
 
 	// life guards the transition to closed so that no handler can register
 	// in inflight after Close has started waiting on it.
@@ -91,13 +96,27 @@ type Issuer struct {
 // RSA-2048 key whose kid is "ins_test_<random>". The caller must Close it;
 // tests should prefer Start, which does that automatically.
 func New() (*Issuer, error) {
+	// Binding the loopback address explicitly (rather than ":0") keeps the
+	// fake, whose keys mint valid tokens for anyone, off every real network.
+	return NewAt("127.0.0.1:0")
+}
+
+// NewAt is New on a chosen address, e.g. "127.0.0.1:8081" for a development
+// server with a stable URL. The host must be a loopback IP address, for the
+// same reason New binds 127.0.0.1; port 0 picks a free port.
+func NewAt(addr string) (*Issuer, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("clerktest: address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("clerktest: address %q: the fake issuer only listens on a loopback IP such as 127.0.0.1", addr)
+	}
 	priv, err := leaseKey()
 	if err != nil {
 		return nil, fmt.Errorf("clerktest: generating key: %w", err)
 	}
-	// Binding the loopback address explicitly (rather than ":0") keeps the
-	// fake, whose keys mint valid tokens for anyone, off every real network.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		releaseKeys([]*rsa.PrivateKey{priv})
 		return nil, fmt.Errorf("clerktest: listening on loopback: %w", err)
@@ -116,6 +135,7 @@ func New() (*Issuer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc(JWKSPath, i.jwksHandler(false))
 	mux.HandleFunc(APIJWKSPath, i.jwksHandler(true))
+	mux.HandleFunc(SignInPath, i.signInHandler)
 	i.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(i.served)

@@ -1,0 +1,531 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// exampleCaddyfile is the file `go run ./cmd/demo` uses from the repository
+// root, seen from this package's directory, where tests run.
+const exampleCaddyfile = "../../Caddyfile.example"
+
+// readyLine is what run prints once everything answers.
+const readyLine = "Ready. Press Ctrl-C to stop."
+
+// runMainEnv makes the test binary act as the demo itself (see TestMain),
+// so the signal test needs no separate build.
+const runMainEnv = "CLERKAUTH_DEMO_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0) // main exits non-zero itself on failure
+	}
+	os.Exit(m.Run())
+}
+
+// ephemeral is the configuration tests run the demo with: every port is chosen by
+// the kernel, so tests never collide with each other or with a running demo.
+func ephemeral() config {
+	return config{
+		caddyfile:     exampleCaddyfile,
+		tokenLifetime: time.Hour,
+	}
+}
+
+// isolate restores the variables the demo sets for Caddyfile.example when
+// the test ends, so they do not leak into later tests.
+func isolate(t *testing.T) {
+	for _, name := range []string{"CLERK_ISSUER", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "SITE_ADDRESS", "UPSTREAM"} {
+		t.Setenv(name, "")
+	}
+}
+
+// output collects what run prints and tells when the ready line has appeared.
+type output struct {
+	mu    sync.Mutex
+	buf   strings.Builder
+	ready chan struct{}
+	once  sync.Once
+}
+
+func newOutput() *output { return &output{ready: make(chan struct{})} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf.Write(p)
+	if strings.Contains(o.buf.String(), readyLine) {
+		o.once.Do(func() { close(o.ready) })
+	}
+	return len(p), nil
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// printedCase is one curl line of the demo's output and the result printed
+// above it.
+type printedCase struct {
+	n      string
+	title  string
+	result string
+	curl   string
+}
+
+var caseRE = regexp.MustCompile(`(?m)^# (\d+)\. (.*)\n#    → (.*)\n(curl .*)$`)
+
+func printedCases(out string) []printedCase {
+	var cases []printedCase
+	for _, m := range caseRE.FindAllStringSubmatch(out, -1) {
+		cases = append(cases, printedCase{n: m[1], title: m[2], result: m[3], curl: m[4]})
+	}
+	return cases
+}
+
+// printedEnv returns the NAME=value lines the demo printed.
+func printedEnv(out string) map[string]string {
+	env := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  ([A-Z_]+)=(\S+)$`).FindAllStringSubmatch(out, -1) {
+		env[m[1]] = m[2]
+	}
+	return env
+}
+
+// shellWords splits a printed command line the way a shell would, for the
+// only quoting the demo prints: whole words in single quotes.
+func shellWords(line string) ([]string, error) {
+	var words []string
+	for rest := strings.TrimSpace(line); rest != ""; rest = strings.TrimLeft(rest, " ") {
+		if rest[0] == '\'' {
+			end := strings.IndexByte(rest[1:], '\'')
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated quote in %q", line)
+			}
+			words = append(words, rest[1:end+1])
+			rest = rest[end+2:]
+			continue
+		}
+		word, after, _ := strings.Cut(rest, " ")
+		if strings.ContainsAny(word, `'"\$`) {
+			return nil, fmt.Errorf("unexpected shell syntax in %q", word)
+		}
+		words = append(words, word)
+		rest = after
+	}
+	return words, nil
+}
+
+// curlRequest turns a printed `curl -i URL [-H 'Name: value']...` into the
+// request curl would send.
+func curlRequest(line string) (*http.Request, error) {
+	words, err := shellWords(line)
+	if err != nil {
+		return nil, err
+	}
+	if len(words) < 3 || words[0] != "curl" || words[1] != "-i" {
+		return nil, fmt.Errorf("want curl -i URL ..., got %q", words)
+	}
+	req, err := http.NewRequest(http.MethodGet, words[2], nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "*/*") // as curl sends it
+	for rest := words[3:]; len(rest) > 0; rest = rest[2:] {
+		if len(rest) < 2 || rest[0] != "-H" {
+			return nil, fmt.Errorf("want -H 'Name: value', got %q", rest)
+		}
+		name, value, ok := strings.Cut(rest[1], ": ")
+		if !ok {
+			return nil, fmt.Errorf("header %q is not Name: value", rest[1])
+		}
+		req.Header.Add(name, value)
+	}
+	return req, nil
+}
+
+// TestRun runs the demo as `go run ./cmd/demo` does, on ephemeral ports,
+// replays every curl line it printed, and checks that it stops cleanly;
+// with its own upstream, and with the user's app given by -upstream.
+func TestRun(t *testing.T) {
+	// The user's app: any upstream answering the identity JSON.
+	app := httptest.NewServer(upstreamHandler("http://127.0.0.1:1/sign-in"))
+	defer app.Close()
+	tests := []struct {
+		name     string
+		upstream string
+	}{
+		{"built-in upstream", ""},
+		{"own upstream", strings.TrimPrefix(app.URL, "http://")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ephemeral()
+			cfg.upstream = tc.upstream
+			testRun(t, cfg)
+		})
+	}
+}
+
+func testRun(t *testing.T, cfg config) {
+	isolate(t)
+	out := newOutput()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, out) }()
+
+	select {
+	case <-out.ready:
+	case err := <-done:
+		t.Fatalf("run returned before it was ready: %v\n%s", err, out)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %q after 30s:\n%s", readyLine, out)
+	}
+	printed := out.String()
+	if strings.Contains(printed, "✗") {
+		t.Errorf("the demo reports unexpected results:\n%s", printed)
+	}
+	for _, want := range []string{"DEVELOPMENT ONLY", "/sign-in"} {
+		if !strings.Contains(printed, want) {
+			t.Errorf("output lacks %q:\n%s", want, printed)
+		}
+	}
+
+	// What each printed case must be, in order: the issue's four, plus no
+	// token at all and a client trying to forge the identity header.
+	want := []struct {
+		title  string // a substring of the printed title
+		status int
+		reason string // WWW-Authenticate error_description
+		user   string // X-User-Id the upstream reports
+	}{
+		{"No token", http.StatusUnauthorized, "", ""},
+		{"A fresh token for user_alice", http.StatusOK, "", "user_alice"},
+		{"An expired token", http.StatusUnauthorized, "token-expired", ""},
+		{"A forged token", http.StatusUnauthorized, "token-invalid-signature", ""},
+		{"user_bob (no roles) on /admin, which needs role admin", http.StatusForbidden, "missing-role", ""},
+		{"forged X-User-Id: user_alice header", http.StatusOK, "", "user_bob"},
+	}
+	cases := printedCases(printed)
+	if len(cases) != len(want) {
+		t.Fatalf("printed %d curl cases, want %d:\n%s", len(cases), len(want), printed)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	for i, w := range want {
+		c := cases[i]
+		t.Run(c.n+" "+w.title, func(t *testing.T) {
+			if !strings.Contains(c.title, w.title) {
+				t.Errorf("title %q, want it to contain %q", c.title, w.title)
+			}
+			// The printed result says what the line returns ...
+			if prefix := fmt.Sprintf("%d %s", w.status, http.StatusText(w.status)); !strings.HasPrefix(c.result, prefix) {
+				t.Errorf("printed result %q, want %q", c.result, prefix)
+			}
+			if w.reason != "" && !strings.Contains(c.result, `error_description="`+w.reason+`"`) {
+				t.Errorf("printed result %q lacks reason %s", c.result, w.reason)
+			}
+			if w.user != "" && !strings.Contains(c.result, "X-User-Id: "+w.user) {
+				t.Errorf("printed result %q lacks user %s", c.result, w.user)
+			}
+
+			// ... and the line, pasted, really returns it.
+			req, err := curlRequest(c.curl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.URL.Hostname() != "127.0.0.1" {
+				t.Errorf("curl line targets %s, want 127.0.0.1", req.URL.Host)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != w.status {
+				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, w.status, body)
+			}
+			if m := errorDescription.FindStringSubmatch(resp.Header.Get("WWW-Authenticate")); w.reason != "" && (m == nil || m[1] != w.reason) {
+				t.Errorf("WWW-Authenticate %q, want reason %s", resp.Header.Get("WWW-Authenticate"), w.reason)
+			}
+			switch resp.StatusCode {
+			case http.StatusOK:
+				var id identity
+				if err := json.Unmarshal(body, &id); err != nil || id.UserID == nil || *id.UserID != w.user {
+					t.Errorf("upstream answered %s, want user_id %q", body, w.user)
+				}
+			default:
+				// Caddyfile.example's handle_errors renders the reason.
+				reason := w.reason
+				if reason == "" {
+					reason = "token-missing"
+				}
+				if got := strings.TrimSpace(string(body)); got != `{"error":"`+reason+`"}` {
+					t.Errorf("body %s, want {\"error\":%q}", got, reason)
+				}
+			}
+		})
+	}
+
+	env := printedEnv(printed)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return within 15s of cancellation")
+	}
+	if !strings.HasSuffix(out.String(), "Stopping.\n") {
+		t.Errorf("output does not end with Stopping.:\n%s", out)
+	}
+	started := []string{"SITE_ADDRESS", "CLERK_ISSUER", "UPSTREAM"}
+	if cfg.upstream != "" {
+		if env["UPSTREAM"] != cfg.upstream {
+			t.Errorf("UPSTREAM=%s, want -upstream %s", env["UPSTREAM"], cfg.upstream)
+		}
+		// The user's app is not the demo's to stop.
+		started = started[:2]
+	}
+	assertClosed(t, env, started...)
+	assertNoDemoGoroutines(t)
+}
+
+// demoGoroutines are the functions that start the demo's long-lived
+// goroutines: the servers' accept loops and clerk_auth's JWKS fetcher.
+var demoGoroutines = []string{
+	"created by github.com/caddyclerk/caddy-clerk-auth/cmd/demo.(*demo).startUpstream",
+	"created by github.com/caddyclerk/caddy-clerk-auth/internal/clerktest.NewAt",
+	"created by github.com/caddyserver/caddy/v2/modules/caddyhttp.(*App).Start",
+	"created by github.com/caddyclerk/caddy-clerk-auth.(*keySet).start",
+}
+
+// assertNoDemoGoroutines checks that no goroutine the demo started is left.
+func assertNoDemoGoroutines(t *testing.T) {
+	t.Helper()
+	// Goroutines end shortly after their listeners close or their context
+	// is cancelled, so give them a bounded moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		var left []string
+		for _, creator := range demoGoroutines {
+			if strings.Contains(stacks, creator+" in goroutine") {
+				left = append(left, creator)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines left behind, %s:\n%s", strings.Join(left, "; "), stacks)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStartFailsCleanly checks that a demo that cannot start says why and
+// leaves nothing running.
+func TestStartFailsCleanly(t *testing.T) {
+	example, err := os.ReadFile(exampleCaddyfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	publicBind := strings.Replace(string(example), "\tdefault_bind 127.0.0.1\n", "", 1)
+	if publicBind == string(example) {
+		t.Fatal("Caddyfile.example has no default_bind 127.0.0.1 line to remove")
+	}
+	tests := []struct {
+		name      string
+		caddyfile string
+		wantErr   string
+	}{
+		{"no Caddyfile", filepath.Join(dir, "missing"), "run the demo from the repository root"},
+		{"listening on every interface", write("public", publicBind), "only runs on 127.0.0.1"},
+		{"invalid Caddyfile", write("invalid", "http://127.0.0.1:1 {\n\tclerk_auth {\n\t\tno_such_subdirective\n\t}\n}\n"), "adapting"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			isolate(t)
+			cfg := ephemeral()
+			cfg.caddyfile = tc.caddyfile
+			d, err := start(cfg)
+			if err == nil {
+				d.stop()
+				t.Fatalf("start succeeded, want an error mentioning %q", tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("start: %v, want an error mentioning %q", err, tc.wantErr)
+			}
+			assertNoDemoGoroutines(t)
+		})
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    config
+		wantErr string
+	}{
+		{"defaults", nil, config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: time.Hour}, ""},
+		{"ephemeral ports and short tokens",
+			[]string{"-port", "0", "-issuer-port", "0", "-upstream-port", "0", "-token-lifetime", "3s"},
+			config{caddyfile: "Caddyfile.example", tokenLifetime: 3 * time.Second}, ""},
+		{"own upstream", []string{"-upstream", "127.0.0.1:8000", "-config", "x"},
+			config{caddyfile: "x", port: 8080, issuerPort: 8081, upstreamPort: 8082, upstream: "127.0.0.1:8000", tokenLifetime: time.Hour}, ""},
+		{"zero lifetime", []string{"-token-lifetime", "0s"}, config{}, "must be positive"},
+		{"port out of range", []string{"-port", "70000"}, config{}, "out of range"},
+		{"stray argument", []string{"serve"}, config{}, "unexpected arguments"},
+		{"unknown flag", []string{"-verbose"}, config{}, "not defined"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr strings.Builder
+			got, err := parseFlags(tc.args, &stderr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+				}
+				if !strings.Contains(stderr.String(), "Usage") {
+					t.Errorf("no usage on stderr: %q", stderr.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSignalStopsCleanly runs the demo as a process and stops it the way a
+// user or a service manager would: it must exit 0 after cleaning up.
+func TestSignalStopsCleanly(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-config", exampleCaddyfile,
+				"-port", "0", "-issuer-port", "0", "-upstream-port", "0")
+			home := t.TempDir()
+			// Caddy's data and config directories go to a scratch place.
+			cmd.Env = append(os.Environ(), runMainEnv+"=1", "HOME="+home,
+				"XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			lines := make(chan string)
+			var printed strings.Builder
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				sc.Buffer(nil, 1<<20) // curl lines carry whole JWTs
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+				exited <- cmd.Wait()
+			}()
+			t.Cleanup(func() {
+				// Only reached with the process alive if the test failed.
+				_ = cmd.Process.Kill()
+			})
+
+			timeout := time.After(60 * time.Second)
+			for ready := false; !ready; {
+				select {
+				case line, ok := <-lines:
+					if !ok {
+						t.Fatalf("demo exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", <-exited, printed.String(), stderr.String())
+					}
+					printed.WriteString(line + "\n")
+					ready = line == readyLine
+				case <-timeout:
+					t.Fatalf("no %q after 60s\nstdout:\n%s\nstderr:\n%s", readyLine, printed.String(), stderr.String())
+				}
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			for line := range lines {
+				printed.WriteString(line + "\n")
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("demo exited with %v after %s, want 0\nstderr:\n%s", err, sig, stderr.String())
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("demo still running 15s after %s", sig)
+			}
+			// Its listeners died with it; TestRun checks that the demo
+			// closes them itself.
+			if !strings.HasSuffix(printed.String(), "Stopping.\n") {
+				t.Errorf("stdout does not end with Stopping.:\n%s", printed.String())
+			}
+		})
+	}
+}
+
+// assertClosed checks that none of the named addresses the demo printed
+// accepts connections any more.
+func assertClosed(t *testing.T, env map[string]string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		addr := env[name]
+		if u, err := url.Parse(addr); err == nil && u.Host != "" {
+			addr = u.Host
+		}
+		if addr == "" {
+			t.Fatalf("the demo printed no %s", name)
+		}
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			t.Errorf("%s (%s) still accepts connections", name, addr)
+		}
+	}
+}

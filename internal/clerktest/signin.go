@@ -1,0 +1,221 @@
+package clerktest
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// SignInPath is where the development sign-in page is served once
+// EnableSignIn has been called; until then it answers 404.
+const SignInPath = "/sign-in"
+
+// SessionCookie is the cookie the sign-in page stores the session token in,
+// the one clerk-js sets on the application's domain.
+const SessionCookie = "__session"
+
+// SignInUser is someone the development sign-in page offers to sign in as.
+type SignInUser struct {
+	// ID is the user id, minted as "sub", e.g. "user_alice".
+	ID string
+	// About is shown next to the user's button, e.g. "roles: admin".
+	About string
+	// Options are applied to every token minted for this user, after the
+	// page's own, e.g. WithClaims(map[string]any{"roles": []string{"admin"}}).
+	Options []Option
+}
+
+// SignInPage configures the development sign-in page.
+type SignInPage struct {
+	// Users offered on the page, one button each.
+	Users []SignInUser
+	// Lifetime of the session tokens the page mints; 0 means
+	// DefaultLifetime. Unlike clerk-js, nothing refreshes them: once a token
+	// has expired, the next page load is sent back to sign in.
+	Lifetime time.Duration
+}
+
+// EnableSignIn serves a DEVELOPMENT-ONLY sign-in page at SignInURL, standing
+// in for Clerk's Account Portal so that clerk_auth's sign_in_url redirect can
+// be tried in a browser without a Clerk account. It replaces any previous
+// configuration.
+//
+// GET SignInURL()?redirect_url=<page> shows one button per user; pressing one
+// mints a session token for that user (Mint with a fresh "sid", "azp" set to
+// the page's origin, and the user's Options), stores it in the __session
+// cookie and redirects back to the page. Cookies are scoped to a host, not a
+// port, so the cookie set here reaches an app on the same host: the page
+// therefore only redirects to loopback URLs on the host it was opened on.
+//
+// Anyone who can load the page signs in as anyone: that is its purpose, and
+// why it must never be reachable outside a developer's machine.
+func (i *Issuer) EnableSignIn(p SignInPage) {
+	p.Users = slices.Clone(p.Users)
+	if p.Lifetime == 0 {
+		p.Lifetime = DefaultLifetime
+	}
+	i.signIn.Store(&p)
+}
+
+// SignInURL is the development sign-in page, URL + SignInPath.
+func (i *Issuer) SignInURL() string { return i.URL + SignInPath }
+
+// maxSignInForm bounds what a POST to the sign-in page may send: a user id
+// and a URL.
+const maxSignInForm = 16 << 10
+
+func (i *Issuer) signInHandler(w http.ResponseWriter, r *http.Request) {
+	if !i.enter() {
+		return
+	}
+	defer i.inflight.Done()
+
+	page := i.signIn.Load()
+	if page == nil {
+		http.NotFound(w, r)
+		return
+	}
+	// A sign-in answer is personal and, for POST, carries a session.
+	w.Header().Set("Cache-Control", "no-store")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		back, err := localRedirect(r, r.URL.Query().Get("redirect_url"))
+		if err != nil {
+			signInError(w, http.StatusBadRequest, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		// An error here means the client went away; nobody is left to tell.
+		_ = signInTemplate.Execute(w, signInView{
+			Action:   SignInPath,
+			Back:     back.String(),
+			Lifetime: page.Lifetime,
+			Users:    page.Users,
+		})
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, maxSignInForm)
+		if err := r.ParseForm(); err != nil {
+			signInError(w, http.StatusBadRequest, fmt.Errorf("unreadable form: %v", err))
+			return
+		}
+		back, err := localRedirect(r, r.PostForm.Get("redirect_url"))
+		if err != nil {
+			signInError(w, http.StatusBadRequest, err)
+			return
+		}
+		id := r.PostForm.Get("user")
+		n := slices.IndexFunc(page.Users, func(u SignInUser) bool { return u.ID == id })
+		if n < 0 {
+			signInError(w, http.StatusBadRequest, fmt.Errorf("unknown user %q", id))
+			return
+		}
+		opts := append([]Option{
+			Lifetime(page.Lifetime),
+			WithClaims(map[string]any{
+				"sub": id,
+				"sid": "sess_" + rand.Text(),
+				// Clerk sets azp to the origin of the page that asked for the
+				// token, which is what authorized_parties checks.
+				"azp": back.Scheme + "://" + back.Host,
+			}),
+		}, page.Users[n].Options...)
+		http.SetCookie(w, &http.Cookie{
+			Name:  SessionCookie,
+			Value: i.Mint(opts...),
+			Path:  "/",
+			// No Max-Age: the token's exp, not the cookie's, ends the
+			// session, so an expired token is still sent and clerk_auth
+			// answers it with a redirect to this page. HttpOnly because no
+			// script here needs it (clerk-js, which refreshes it, would).
+			HttpOnly: true,
+			SameSite: http.SameSiteLaxMode,
+		})
+		http.Redirect(w, r, back.String(), http.StatusSeeOther)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		signInError(w, http.StatusMethodNotAllowed, errors.New("use GET to see the page and POST to sign in"))
+	}
+}
+
+// localRedirect checks the URL to send the browser back to after sign-in.
+// Only loopback URLs on the host this page was opened on are accepted: any
+// other host would not receive the cookie, and a development page that
+// redirects anywhere would be an open redirect.
+func localRedirect(r *http.Request, raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("redirect_url is missing: open a page protected by clerk_auth with sign_in_url, which sends you here with it")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("redirect_url %q is not an absolute http(s) URL", raw)
+	}
+	if !isLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("redirect_url %q is not on this machine: this development page only signs in to local apps", raw)
+	}
+	here, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		here = r.Host
+	}
+	if u.Hostname() != here {
+		return nil, fmt.Errorf("redirect_url %q is on host %s but this page is on host %s: cookies are per host, so open the app at %s://%s",
+			raw, u.Hostname(), here, u.Scheme, net.JoinHostPort(here, u.Port()))
+	}
+	return u, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func signInError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	// A write error means the client went away; there is nobody to tell.
+	_, _ = fmt.Fprintf(w, "DEVELOPMENT-ONLY fake Clerk sign-in page: %v\n", err)
+}
+
+type signInView struct {
+	Action   string
+	Back     string
+	Lifetime time.Duration
+	Users    []SignInUser
+}
+
+var signInTemplate = template.Must(template.New("sign-in").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="robots" content="noindex">
+<title>DEVELOPMENT ONLY: fake Clerk sign-in</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 42rem; margin: 2rem auto; padding: 0 1rem; }
+.dev { background: #b00020; color: #fff; padding: 1rem; border-radius: .5rem; }
+form { margin: 1rem 0; }
+button { font-size: 1rem; padding: .5rem 1rem; }
+</style>
+</head>
+<body>
+<p class="dev" role="alert"><strong>DEVELOPMENT ONLY.</strong> This is not Clerk: it is a fake
+sign-in page (internal/clerktest) with throwaway keys, and it signs in anyone as anyone.
+It must never be reachable in production.</p>
+<h1>Sign in</h1>
+<p>You will be sent back to <code>{{.Back}}</code>. The session token lives {{.Lifetime}} and
+nothing refreshes it: after that you are sent here again.</p>
+{{range .Users}}<form method="post" action="{{$.Action}}">
+<input type="hidden" name="redirect_url" value="{{$.Back}}">
+<button type="submit" name="user" value="{{.ID}}">Sign in as {{.ID}}</button> {{.About}}
+</form>
+{{end}}</body>
+</html>
+`))

@@ -1,0 +1,215 @@
+package clerktest
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// noRedirects is client, but it returns redirects instead of following
+// them, so the sign-in page's 303 and cookie can be inspected.
+var noRedirects = &http.Client{
+	Timeout:       5 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+func signInRequest(t *testing.T, method, target string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestSignInPageIsOffUntilEnabled(t *testing.T) {
+	iss := Start(t)
+	resp, _ := signInRequest(t, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(iss.URL+"/"), nil)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d before EnableSignIn, want 404", resp.StatusCode)
+	}
+}
+
+func TestSignInPage(t *testing.T) {
+	iss := Start(t)
+	iss.EnableSignIn(SignInPage{
+		Users: []SignInUser{
+			{ID: "user_alice", About: "roles: admin", Options: []Option{WithClaims(map[string]any{"roles": []string{"admin"}})}},
+			{ID: "user_bob", About: "no roles"},
+		},
+		Lifetime: 90 * time.Second,
+	})
+	// The app is on the issuer's host, another port: that is where the
+	// cookie goes and so the only place the page may redirect to.
+	u, err := url.Parse(iss.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := "http://" + net.JoinHostPort(u.Hostname(), "1") + "/private?x=1"
+	tests := []struct {
+		name       string
+		method     string
+		query      string     // redirect_url of a GET
+		form       url.Values // body of a POST
+		wantStatus int
+		wantBody   []string // substrings of the body
+	}{
+		{"page lists users", http.MethodGet, app, nil, http.StatusOK,
+			[]string{"DEVELOPMENT ONLY", `value="user_alice"`, "roles: admin", `value="user_bob"`, "1m30s", `value="` + strings.ReplaceAll(app, "&", "&amp;")}},
+		{"page without redirect_url", http.MethodGet, "", nil, http.StatusBadRequest, []string{"DEVELOPMENT-ONLY", "redirect_url is missing"}},
+		{"page for a relative URL", http.MethodGet, "/private", nil, http.StatusBadRequest, []string{"not an absolute"}},
+		{"page for a remote app", http.MethodGet, "https://example.com/", nil, http.StatusBadRequest, []string{"not on this machine"}},
+		{"page for another loopback host", http.MethodGet, "http://localhost:1/", nil, http.StatusBadRequest, []string{"cookies are per host"}},
+		{"sign in as unknown user", http.MethodPost, "", url.Values{"user": {"user_mallory"}, "redirect_url": {app}}, http.StatusBadRequest, []string{"unknown user"}},
+		{"sign in to a remote app", http.MethodPost, "", url.Values{"user": {"user_bob"}, "redirect_url": {"http://evil.example/"}}, http.StatusBadRequest, []string{"not on this machine"}},
+		{"wrong method", http.MethodDelete, app, nil, http.StatusMethodNotAllowed, []string{"use GET"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			target := iss.SignInURL()
+			if tc.query != "" {
+				target += "?redirect_url=" + url.QueryEscape(tc.query)
+			}
+			resp, body := signInRequest(t, tc.method, target, tc.form)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d; body %q", resp.StatusCode, tc.wantStatus, body)
+			}
+			for _, want := range tc.wantBody {
+				if !strings.Contains(body, want) {
+					t.Errorf("body lacks %q:\n%s", want, body)
+				}
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", resp.Header.Get("Cache-Control"))
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("set cookies %v without signing in", resp.Cookies())
+			}
+		})
+	}
+}
+
+func TestSignInSetsSessionCookie(t *testing.T) {
+	iss := Start(t)
+	now := time.Unix(1_700_000_000, 0)
+	iss.SetNow(func() time.Time { return now })
+	iss.EnableSignIn(SignInPage{
+		Users: []SignInUser{
+			{ID: "user_alice", Options: []Option{WithClaims(map[string]any{"roles": []string{"admin"}})}},
+			{ID: "user_bob"},
+		},
+		Lifetime: 90 * time.Second,
+	})
+	u, err := url.Parse(iss.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An app on the issuer's host, another port, as the demo runs it.
+	origin := "http://" + net.JoinHostPort(u.Hostname(), "1")
+	back := origin + "/private?x=1"
+
+	var sids []any
+	for _, user := range []string{"user_alice", "user_bob"} {
+		resp, body := signInRequest(t, http.MethodPost, iss.SignInURL(), url.Values{"user": {user}, "redirect_url": {back}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != back {
+			t.Fatalf("%s: status %d Location %q, want 303 to %s; body %q", user, resp.StatusCode, resp.Header.Get("Location"), back, body)
+		}
+		cookies := resp.Cookies()
+		if len(cookies) != 1 || cookies[0].Name != SessionCookie {
+			t.Fatalf("%s: cookies %v, want one %s", user, cookies, SessionCookie)
+		}
+		c := cookies[0]
+		if c.Path != "/" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.MaxAge != 0 || !c.Expires.IsZero() || c.Domain != "" {
+			t.Errorf("%s: cookie attributes %+v, want host-only, Path=/, HttpOnly, SameSite=Lax, no expiry", user, c)
+		}
+
+		tok := parse(t, c.Value)
+		if err := rsa.VerifyPKCS1v15(&iss.PrivateKey().PublicKey, crypto.SHA256, hashed(crypto.SHA256, tok.input), tok.sig); err != nil {
+			t.Fatalf("%s: token does not verify with the issuer's key: %v", user, err)
+		}
+		if tok.header["kid"] != iss.KID() || tok.header["cat"] != CatSession {
+			t.Errorf("%s: header %v, want the issuer's kid and a session token", user, tok.header)
+		}
+		want := map[string]any{"sub": user, "iss": iss.URL, "azp": origin}
+		for k, v := range want {
+			if tok.claims[k] != v {
+				t.Errorf("%s: claim %s = %v, want %v", user, k, tok.claims[k], v)
+			}
+		}
+		if got := num(t, tok.claims["exp"]) - num(t, tok.claims["iat"]); got != 90 {
+			t.Errorf("%s: lifetime %ds, want 90s", user, got)
+		}
+		if sid, ok := tok.claims["sid"].(string); !ok || !strings.HasPrefix(sid, "sess_") {
+			t.Errorf("%s: sid = %v, want sess_…", user, tok.claims["sid"])
+		}
+		sids = append(sids, tok.claims["sid"])
+		_, hasRoles := tok.claims["roles"]
+		if hasRoles != (user == "user_alice") {
+			t.Errorf("%s: roles claim = %v, want it only for user_alice", user, tok.claims["roles"])
+		}
+	}
+	if sids[0] == sids[1] {
+		t.Errorf("two sign-ins share sid %v, want a fresh session each", sids[0])
+	}
+}
+
+func TestNewAt(t *testing.T) {
+	tests := []struct {
+		addr    string
+		wantErr string
+	}{
+		{"127.0.0.1:0", ""},
+		{"[::1]:0", ""},
+		{"0.0.0.0:0", "loopback"},
+		{":0", "loopback"},
+		{"localhost:0", "loopback"}, // a name could resolve anywhere
+		{"127.0.0.1", "missing port"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.addr, func(t *testing.T) {
+			iss, err := NewAt(tc.addr)
+			if tc.wantErr != "" {
+				if err == nil {
+					iss.Close()
+					t.Fatalf("NewAt(%q) succeeded, want an error mentioning %q", tc.addr, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("NewAt(%q) = %v, want an error mentioning %q", tc.addr, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				if strings.Contains(tc.addr, "::1") && strings.Contains(err.Error(), "cannot assign") {
+					t.Skipf("no IPv6 loopback here: %v", err)
+				}
+				t.Fatal(err)
+			}
+			defer iss.Close()
+			if keys := fetchKeys(t, iss.JWKSURL(), ""); keys[iss.KID()] == nil {
+				t.Fatalf("JWKS at %s lacks the signing key", iss.JWKSURL())
+			}
+		})
+	}
+}
