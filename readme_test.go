@@ -49,8 +49,14 @@ const readmeGoldens = "testdata/readme"
 
 // readmeEnv holds sample values for the {env.*} placeholders the docs use.
 var readmeEnv = map[string]string{
-	"CLERK_PUBLISHABLE_KEY": "pk_test_" + base64.StdEncoding.EncodeToString([]byte("clerk.example.com$")),
+	"CLERK_PUBLISHABLE_KEY":      "pk_test_" + base64.StdEncoding.EncodeToString([]byte("clerk.example.com$")),
+	"CLERK_PUBLISHABLE_KEY_DEV":  "pk_test_" + base64.StdEncoding.EncodeToString([]byte("clerk.staging.example.com$")),
+	"CLERK_PUBLISHABLE_KEY_PROD": "pk_live_" + base64.StdEncoding.EncodeToString([]byte("clerk.example.com$")),
+	"CLERK_JWT_KEY_PROD":         readmeJWTKey,
 }
+
+// readmeJWTKey is a real RSA-2048 public key, so jwt_key provisions.
+const readmeJWTKey = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnycv5fHDaxUyKOsmPTWD7WIr7UdbUrJ65fNEmxFtig/IenaxGJmB7iIDOxF+kDfgNhYgI2DF/IwXHpik4+0wccmr2ydZsxhw/sGADfUl7LRJ34yh6oW3Mbo2lAtbH3prFa3ckg4DtfhCAGtQsa4aZh1t7Pd7k+sz+d/0WSRzqyZBHgxaz6vtdd5a5jA9rJAgO0ki/6WYzqW/sYQXBWtWYyqccyJxwtBLv/0PpXjgd64itVVOVE4hw+jal7wDC/Cm65r9yRtRXJ82AKXVeQ0r8vGJFVwYbNFPa24OdgMdI5nrLMF2eKozt831+ndapHkvUPRC/aebRMPu/ZMVDxyW5QIDAQAB"
 
 var (
 	// readmeSynopsis spots grammar notation: a <word> with no space inside.
