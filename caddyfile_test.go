@@ -707,8 +707,8 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 			if !reflect.DeepEqual(h.verifier.issuers, tc.wantIssuers) {
 				t.Errorf("issuers = %q, want %q", h.verifier.issuers, tc.wantIssuers)
 			}
-			if h.keySetKey != tc.wantJWKS {
-				t.Errorf("key set URL = %q, want %q", h.keySetKey, tc.wantJWKS)
+			if ks, _ := h.verifier.keys.(*keySet); ks == nil || ks.url != tc.wantJWKS {
+				t.Errorf("key set %q, want one for %q", h.keySetKey, tc.wantJWKS)
 			}
 			if h.verifier.leeway != tc.wantLeeway {
 				t.Errorf("leeway = %s, want %s", h.verifier.leeway, tc.wantLeeway)

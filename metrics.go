@@ -37,8 +37,9 @@ const (
 // load gets a new registry from ctx.GetMetricsRegistry, and registerMetrics
 // adds these same collectors to it.
 var metrics = struct {
-	requests *prometheus.CounterVec
-	fetches  *prometheus.CounterVec
+	requests   *prometheus.CounterVec
+	fetches    *prometheus.CounterVec
+	tokenCache *prometheus.CounterVec
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace,
@@ -47,6 +48,29 @@ var metrics = struct {
 		Help:      "Requests handled by clerk_auth, by result (allowed, rejected, anonymous) and reason code.",
 	}, []string{"result", "reason"}),
 	fetches: newFetchCounter(),
+	tokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "token_cache_total",
+		Help:      "Verified-token cache lookups, by result (hit, miss).",
+	}, []string{"result"}),
+}
+
+// The counters bumped on every request are resolved once: WithLabelValues
+// hashes its labels on each call.
+var (
+	allowedRequests = metrics.requests.WithLabelValues(requestAllowed, "")
+	tokenCacheHits  = metrics.tokenCache.WithLabelValues("hit")
+	tokenCacheMiss  = metrics.tokenCache.WithLabelValues("miss")
+)
+
+// observeTokenCache counts one lookup in the verified-token cache.
+func observeTokenCache(hit bool) {
+	if hit {
+		tokenCacheHits.Inc()
+	} else {
+		tokenCacheMiss.Inc()
+	}
 }
 
 // newFetchCounter makes a jwks_fetches_total. Key sets count into the one
@@ -85,7 +109,7 @@ var (
 // again in the same registry, as every handler of a config does, is not an
 // error.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, keySetCollector{}} {
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, keySetCollector{}} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
 			return err

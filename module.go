@@ -247,6 +247,13 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // waits for the network: the first JWKS fetch runs in the background.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	// Each config load has a new registry; the collectors are package-level,
+	// so their counts carry over reloads.
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := registerMetrics(reg); err != nil {
+			return fmt.Errorf("clerk_auth: metrics: %w", err)
+		}
+	}
 	if err := h.provision(caddy.NewReplacer()); err != nil {
 		return fmt.Errorf("clerk_auth: %w", err)
 	}
@@ -338,6 +345,7 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 	}
 	if size > 0 {
 		h.verifier.cache = newVerifiedCache(size)
+		h.verifier.observeCache = observeTokenCache
 	}
 	return nil
 }
@@ -420,7 +428,9 @@ func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvid
 	if err != nil {
 		return nil, err
 	}
-	h.keySetKey = jwksURL + poolKey
+	// The options are part of the key, so a reload that changes them gets a
+	// set that honours them instead of the old one.
+	h.keySetKey = fmt.Sprintf("%s%s|%s|%s|%s|%s", jwksURL, poolKey, opts.refresh, opts.minInterval, opts.timeout, opts.maxStale)
 	val, _, err := keySets.LoadOrNew(h.keySetKey, func() (caddy.Destructor, error) {
 		ks := newKeySet(jwksURL, header, opts, h.logger.Named("jwks"))
 		ks.start()
@@ -508,12 +518,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		st.reason = ve.Reason
 		h.logReject(r, ve, carrier)
 		if h.Optional {
+			metrics.requests.WithLabelValues(requestAnonymous, ve.Reason).Inc()
 			return next.ServeHTTP(w, r)
 		}
+		metrics.requests.WithLabelValues(requestRejected, ve.Reason).Inc()
 		return h.unauthenticated(w, r, ve)
 	}
 
 	if reason := h.requirements.check(id); reason != "" {
+		metrics.requests.WithLabelValues(requestRejected, reason).Inc()
 		st.reason = reason
 		h.logReject(r, &VerifyError{Reason: reason, Err: errors.New("requirement not met")}, carrier)
 		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="`+reason+`"`)
@@ -536,6 +549,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			r.Header.Set(fh.Field, v)
 		}
 	}
+	allowedRequests.Inc()
 	return next.ServeHTTP(w, r)
 }
 

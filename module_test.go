@@ -822,3 +822,73 @@ func TestCachedTokenExpires(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsEndpoint scrapes Caddy's admin /metrics after a few requests:
+// the plugin's counters and key set gauges are there, with bounded labels.
+func TestMetricsEndpoint(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%[1]d {
+	handle /opt/* {
+		clerk_auth {
+			issuer %[2]s
+			optional
+		}
+		reverse_proxy %[3]s
+	}
+	handle {
+		clerk_auth {
+			issuer %[2]s
+		}
+		reverse_proxy %[3]s
+	}
+}`, caddyPort, iss.URL, up.addr()))
+
+	token := iss.Mint()
+	for _, req := range []struct {
+		path   string
+		header http.Header
+		status int
+	}{
+		{"/", bearer(token), 200},
+		{"/", bearer(token), 200},
+		{"/", nil, 401},
+		{"/", bearer(iss.Mint(clerktest.WithKey(clerktest.Start(t).PrivateKey()))), 401},
+		{"/opt/x", nil, 200},
+	} {
+		if resp, _ := get(t, tester, req.path, req.header); resp.StatusCode != req.status {
+			t.Fatalf("%s: status %d, want %d", req.path, resp.StatusCode, req.status)
+		}
+	}
+
+	resp, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(body)
+	source := iss.JWKSURL()
+	for _, want := range []string{
+		`caddy_clerk_auth_requests_total{reason="",result="allowed"}`,
+		`caddy_clerk_auth_requests_total{reason="token-missing",result="rejected"}`,
+		`caddy_clerk_auth_requests_total{reason="token-invalid-signature",result="rejected"}`,
+		`caddy_clerk_auth_requests_total{reason="token-missing",result="anonymous"}`,
+		`caddy_clerk_auth_jwks_fetches_total{result="ok",trigger="startup"}`,
+		`caddy_clerk_auth_token_cache_total{result="hit"}`,
+		`caddy_clerk_auth_token_cache_total{result="miss"}`,
+		fmt.Sprintf(`caddy_clerk_auth_jwks_keys{source=%q} 1`, source),
+		fmt.Sprintf(`caddy_clerk_auth_jwks_age_seconds{source=%q}`, source),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	if strings.Contains(text, clerktest.DefaultSubject) || strings.Contains(text, token[:20]) {
+		t.Error("/metrics exposes a user id or a token")
+	}
+}
