@@ -892,3 +892,41 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Error("/metrics exposes a user id or a token")
 	}
 }
+
+// TestSameKIDRotation: Clerk rotates the signing key under the same kid.
+// The first token signed by the new key makes the handler refetch the key
+// set once and verify it; further bad signatures inside jwks_min_interval
+// do not fetch again.
+func TestSameKIDRotation(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+		token_cache off
+	}
+	reverse_proxy %s
+}`, caddyPort, iss.URL, up.addr()))
+
+	if resp, _ := get(t, tester, "/", bearer(iss.Mint())); resp.StatusCode != 200 {
+		t.Fatalf("before rotation: status %d", resp.StatusCode)
+	}
+	before := iss.Fetches()
+	iss.RotateSameKID()
+	if resp, _ := get(t, tester, "/", bearer(iss.Mint())); resp.StatusCode != 200 {
+		t.Fatalf("token signed by the rotated key: status %d", resp.StatusCode)
+	}
+	if n := iss.Fetches() - before; n != 1 {
+		t.Fatalf("rotation caused %d fetches, want 1", n)
+	}
+	forged := iss.Mint(clerktest.WithKey(clerktest.Start(t).PrivateKey()))
+	for range 20 {
+		if resp, _ := get(t, tester, "/", bearer(forged)); resp.StatusCode != 401 {
+			t.Fatalf("forged token: status %d", resp.StatusCode)
+		}
+	}
+	if n := iss.Fetches() - before; n != 1 {
+		t.Fatalf("20 forged signatures inside jwks_min_interval caused %d more fetches", n-1)
+	}
+}
