@@ -11,8 +11,8 @@ import (
 
 // claims is the typed view of a Clerk token payload. The registered claims
 // are strictly typed, so a wrong type fails the token as Clerk's SDK does
-// (token-verification-failed); Clerk-specific claims are kept raw and read
-// leniently, so an odd value there only means "absent".
+// (token-verification-failed); Clerk-specific claims are read leniently
+// (lenientString, or kept raw), so an odd value there only means "absent".
 type claims struct {
 	Sub *string         `json:"sub"`
 	Exp *float64        `json:"exp"`
@@ -27,20 +27,20 @@ type claims struct {
 	Version json.RawMessage `json:"v"`
 
 	// Organization, v1 form.
-	OrgID          json.RawMessage `json:"org_id"`
-	OrgSlug        json.RawMessage `json:"org_slug"`
-	OrgRole        json.RawMessage `json:"org_role"`
-	OrgPermissions json.RawMessage `json:"org_permissions"`
+	OrgID          lenientString  `json:"org_id"`
+	OrgSlug        lenientString  `json:"org_slug"`
+	OrgRole        lenientString  `json:"org_role"`
+	OrgPermissions lenientStrings `json:"org_permissions"`
 
 	// Organization, v2 form.
 	Org json.RawMessage `json:"o"`
 
 	// Billing: comma lists of "scope:slug". Read whatever the version, as
 	// Clerk's has() does.
-	Features json.RawMessage `json:"fea"`
-	Plans    json.RawMessage `json:"pla"`
+	Features lenientString `json:"fea"`
+	Plans    lenientString `json:"pla"`
 
-	SessionStatus json.RawMessage `json:"sts"`
+	SessionStatus lenientString   `json:"sts"`
 	Actor         json.RawMessage `json:"act"`
 }
 
@@ -69,16 +69,35 @@ func (d *optionalDate) UnmarshalJSON(b []byte) error {
 }
 
 type orgV2 struct {
-	ID   json.RawMessage `json:"id"`
-	Slug json.RawMessage `json:"slg"`
-	Role json.RawMessage `json:"rol"`
-	Per  json.RawMessage `json:"per"`
-	Fpm  json.RawMessage `json:"fpm"`
+	ID   lenientString `json:"id"`
+	Slug lenientString `json:"slg"`
+	Role lenientString `json:"rol"`
+	Per  lenientString `json:"per"`
+	Fpm  lenientString `json:"fpm"`
 }
 
 // actClaim is the impersonation claim; only who impersonates matters here.
 type actClaim struct {
-	Sub json.RawMessage `json:"sub"`
+	Sub lenientString `json:"sub"`
+}
+
+// lenientString is a Clerk-specific claim: a JSON string gives its value,
+// any other JSON value reads as absent ("") rather than failing the token.
+// Decoding in place also spares a RawMessage copy and a second decode.
+type lenientString string
+
+func (s *lenientString) UnmarshalJSON(b []byte) error {
+	*s = lenientString(rawString(b))
+	return nil
+}
+
+// lenientStrings is an array claim of strings; other elements, or a value
+// that is not an array, are skipped.
+type lenientStrings []string
+
+func (s *lenientStrings) UnmarshalJSON(b []byte) error {
+	*s = stringList(b)
+	return nil
 }
 
 // Identity is what a verified token proves. It is immutable once built and
@@ -126,24 +145,24 @@ func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity 
 		Issuer:          c.Iss,
 		AuthorizedParty: c.Azp,
 		TokenType:       class,
-		SessionStatus:   rawString(c.SessionStatus),
+		SessionStatus:   string(c.SessionStatus),
 		Actor:           actorSub(c.Actor),
 		ExpiresAt:       unixTime(*c.Exp),
 		payload:         payload,
 		rolesClaim:      rolesClaim,
 	}
-	features := parseScoped(rawString(c.Features))
+	features := parseScoped(string(c.Features))
 	id.Features = splitByScope(features)
-	id.Plans = splitByScope(parseScoped(rawString(c.Plans)))
+	id.Plans = splitByScope(parseScoped(string(c.Plans)))
 	if isV2(c.Version) {
 		// As Clerk's parser: a v2 token's org lives in "o" only; stray v1
 		// org_* claims next to it are not looked at.
 		id.setOrgV2(c.Org, features)
 	} else {
-		id.OrgID = rawString(c.OrgID)
-		id.OrgSlug = rawString(c.OrgSlug)
-		id.OrgRole = orgPrefixed(rawString(c.OrgRole))
-		id.OrgPermissions = stringList(c.OrgPermissions)
+		id.OrgID = string(c.OrgID)
+		id.OrgSlug = string(c.OrgSlug)
+		id.OrgRole = orgPrefixed(string(c.OrgRole))
+		id.OrgPermissions = c.OrgPermissions
 	}
 	if id.OrgID == "" {
 		// Org claims mean nothing without an active org (Clerk's has() fails
@@ -160,10 +179,10 @@ func (id *Identity) setOrgV2(raw json.RawMessage, features []scopedEntry) {
 	if len(raw) == 0 || json.Unmarshal(raw, &o) != nil {
 		return
 	}
-	id.OrgID = rawString(o.ID)
-	id.OrgSlug = rawString(o.Slug)
-	id.OrgRole = orgPrefixed(rawString(o.Role))
-	id.OrgPermissions, id.permissionsProblem = orgPermissionsV2(rawString(o.Per), rawString(o.Fpm), features)
+	id.OrgID = string(o.ID)
+	id.OrgSlug = string(o.Slug)
+	id.OrgRole = orgPrefixed(string(o.Role))
+	id.OrgPermissions, id.permissionsProblem = orgPermissionsV2(string(o.Per), string(o.Fpm), features)
 }
 
 // PermissionsProblem is why the org permissions of a v2 token could not be
@@ -185,7 +204,7 @@ func actorSub(raw json.RawMessage) string {
 	if len(raw) == 0 || json.Unmarshal(raw, &act) != nil {
 		return ""
 	}
-	return rawString(act.Sub)
+	return string(act.Sub)
 }
 
 // scopedEntry is one "scope:slug" element of fea or pla.
@@ -322,11 +341,27 @@ func rolesFrom(v any) []string {
 
 // rawString returns a JSON string's value, or "" for any other JSON type.
 func rawString(raw json.RawMessage) string {
+	// Most claim strings are plain ASCII without escapes: slice them out
+	// instead of running the decoder (raw is already valid JSON).
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && plainJSONString(raw[1:n-1]) {
+		return string(raw[1 : n-1])
+	}
 	var s string
 	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
 		return ""
 	}
 	return s
+}
+
+// plainJSONString reports string contents that decode to themselves: no
+// escapes, no quotes, nothing outside printable ASCII.
+func plainJSONString(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // stringList returns the strings of a JSON array, skipping other elements.

@@ -32,7 +32,7 @@ func checkMembers(data []byte, v any) error {
 	if i == len(data) || data[i] != '{' {
 		return nil
 	}
-	seen := make(map[string]struct{}, 16)
+	var seen memberSet
 	var fold [64]byte
 	for depth := 0; i < len(data); i++ {
 		switch data[i] {
@@ -51,16 +51,49 @@ func checkMembers(data []byte, v any) error {
 				continue // a value, or a member of a nested object
 			}
 			name := memberName(data[start : i+1])
-			if _, dup := seen[name]; dup {
-				return fmt.Errorf("member %q appears twice", truncate(name, 32))
+			if seen.add(name) {
+				return fmt.Errorf("member %q appears twice", truncate(string(name), 32))
 			}
-			seen[name] = struct{}{}
-			if f, ok := fields[string(appendFoldedName(fold[:0], name))]; ok && f != name {
-				return fmt.Errorf("member %q is not %q: names are case-sensitive", truncate(name, 32), f)
+			if f, ok := fields[string(appendFoldedName(fold[:0], name))]; ok && f != string(name) {
+				return fmt.Errorf("member %q is not %q: names are case-sensitive", truncate(string(name), 32), f)
 			}
 		}
 	}
 	return nil
+}
+
+// memberSet remembers member names. A token has a dozen or so, so a linear
+// scan over a fixed array beats a map and allocates nothing; a hostile
+// object with many members moves to a map.
+type memberSet struct {
+	few  [24][]byte
+	n    int
+	many map[string]struct{}
+}
+
+// add records name and reports whether it was already there.
+func (s *memberSet) add(name []byte) bool {
+	if s.many == nil {
+		for _, seen := range s.few[:s.n] {
+			if bytes.Equal(seen, name) {
+				return true
+			}
+		}
+		if s.n < len(s.few) {
+			s.few[s.n] = name
+			s.n++
+			return false
+		}
+		s.many = make(map[string]struct{}, 2*len(s.few))
+		for _, seen := range s.few {
+			s.many[string(seen)] = struct{}{}
+		}
+	}
+	if _, dup := s.many[string(name)]; dup {
+		return true
+	}
+	s.many[string(name)] = struct{}{}
+	return false
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -70,19 +103,19 @@ func followedByColon(rest []byte) bool {
 	return len(rest) > 0 && rest[0] == ':'
 }
 
-// memberName decodes a quoted member name. Names with escapes ("s\u0075b")
-// or non-ASCII bytes go through encoding/json, so they compare as it sees
-// them.
-func memberName(quoted []byte) string {
+// memberName decodes a quoted member name. A plain name is returned as a
+// slice of the input; names with escapes ("s\u0075b") or non-ASCII bytes go
+// through encoding/json, so they compare as it sees them.
+func memberName(quoted []byte) []byte {
 	raw := quoted[1 : len(quoted)-1]
 	for _, c := range raw {
 		if c == '\\' || c >= utf8.RuneSelf {
 			var s string
 			_ = json.Unmarshal(quoted, &s) // valid: the caller's Unmarshal succeeded
-			return s
+			return []byte(s)
 		}
 	}
-	return string(raw)
+	return raw
 }
 
 var fieldNameCache sync.Map // reflect.Type → map[string]string
@@ -112,8 +145,8 @@ func fieldNames(t reflect.Type) map[string]string {
 
 // appendFoldedName folds a name as encoding/json does to match names to
 // fields: two names fold alike exactly when json treats them alike.
-func appendFoldedName(out []byte, name string) []byte {
-	for _, r := range name {
+func appendFoldedName[T string | []byte](out []byte, name T) []byte {
+	for _, r := range string(name) {
 		if r < utf8.RuneSelf {
 			if 'a' <= r && r <= 'z' {
 				r -= 'a' - 'A'
