@@ -76,12 +76,14 @@ for p in 0 1 2 3 4; do
 	curl -fs "${auth[@]}" "http://127.0.0.1:$((BASE_PORT + p))/" >/dev/null
 done
 
+# The baselines get the same Authorization header, so each ratio is the
+# cost of clerk_auth alone, not of parsing and forwarding a larger request.
 results=$(
-	load a_respond "$BASE_PORT"
+	load a_respond "$BASE_PORT" "${auth[@]}"
 	load b_clerk_cached "$((BASE_PORT + 1))" "${auth[@]}"
 	load c_clerk_nocache "$((BASE_PORT + 2))" "${auth[@]}"
 	load d_clerk_1000_tokens "$((BASE_PORT + 1))" -s bench/rotate.lua
-	load e_proxy "$((BASE_PORT + 3))"
+	load e_proxy "$((BASE_PORT + 3))" "${auth[@]}"
 	load e_proxy_clerk "$((BASE_PORT + 4))" "${auth[@]}"
 )
 
