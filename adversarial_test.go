@@ -273,21 +273,7 @@ func advDo(t *testing.T, tester *caddytest.Tester, method, path string, h http.H
 	if path == "" {
 		path = "/req/x"
 	}
-	req, err := http.NewRequest(method, fmt.Sprintf("http://localhost:%d%s", caddyPort, path), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = h
-	resp, err := tester.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading body: %v", err)
-	}
-	return resp, string(body)
+	return do(t, tester, method, path, h)
 }
 
 // advRawRequest builds an HTTP/1.1 request from header lines given as is,
@@ -326,8 +312,6 @@ func advRaw(t *testing.T, req []byte) (*http.Response, string) {
 }
 
 func advShort(s string) string { return truncate(s, 120) }
-
-func advBearer(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
 
 // advSegments splits a compact JWS.
 func advSegments(tok string) (h, p, s string) {
@@ -436,10 +420,10 @@ func TestAdversarial(t *testing.T) {
 			// RFC 7515 §4.1.11: a crit extension the verifier does not
 			// understand must fail the token. b64:false (RFC 7797) would
 			// change what the signature covers.
-			{name: "crit exp", header: advBearer(mint(headerOf("crit", []string{"exp"}))), reason: ReasonTokenInvalid},
-			{name: "crit b64 false", header: advBearer(mint(headerOf("crit", []string{"b64"}, "b64", false))), reason: ReasonTokenInvalid},
-			{name: "crit empty list", header: advBearer(mint(headerOf("crit", []string{}))), reason: ReasonTokenInvalid},
-			{name: "crit null", header: advBearer(rawToken(baseHeader+`,"crit":null`, `"sub":"user_test",`+baseClaims)), reason: ReasonTokenInvalid},
+			{name: "crit exp", header: bearer(mint(headerOf("crit", []string{"exp"}))), reason: ReasonTokenInvalid},
+			{name: "crit b64 false", header: bearer(mint(headerOf("crit", []string{"b64"}, "b64", false))), reason: ReasonTokenInvalid},
+			{name: "crit empty list", header: bearer(mint(headerOf("crit", []string{}))), reason: ReasonTokenInvalid},
+			{name: "crit null", header: bearer(rawToken(baseHeader+`,"crit":null`, `"sub":"user_test",`+baseClaims)), reason: ReasonTokenInvalid},
 		}},
 		{"kid", advKIDCases(iss, mint, headerOf)},
 		{"signature", advSignatureCases(iss, other, mint, claimsOf, valid)},
@@ -508,35 +492,35 @@ func advAlgCases(iss *clerktest.Issuer, mint advMint, headerOf, claimsOf advKV) 
 	_, p, sig := advSegments(mint())
 	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"alg":"none","kid":%q,"typ":"JWT"}`, iss.KID())))
 	return []advCase{
-		{name: "none", header: advBearer(mint(clerktest.WithAlg("none"))), reason: ReasonInvalidAlgorithm},
-		{name: "None", header: advBearer(mint(clerktest.WithAlg("None"))), reason: ReasonInvalidAlgorithm},
-		{name: "NONE", header: advBearer(mint(clerktest.WithAlg("NONE"))), reason: ReasonInvalidAlgorithm},
-		{name: "empty alg", header: advBearer(mint(clerktest.WithAlg(""))), reason: ReasonInvalidAlgorithm},
-		{name: "no alg member", header: advBearer(mint(headerOf("alg", nil))), reason: ReasonInvalidAlgorithm},
-		{name: "none header over a valid RS256 signature", header: advBearer(noneHeader + "." + p + "." + sig), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the PEM public key", header: advBearer(hs("HS256", []byte(iss.PublicKeyPEM()))), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the PEM without newline", header: advBearer(hs("HS256", []byte(strings.TrimSpace(iss.PublicKeyPEM())))), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the PKIX DER", header: advBearer(hs("HS256", pkix)), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the PKCS1 DER", header: advBearer(hs("HS256", x509.MarshalPKCS1PublicKey(pub))), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the JWK", header: advBearer(hs("HS256", set.Keys[0])), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the JWKS document", header: advBearer(hs("HS256", iss.JWKS())), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the modulus", header: advBearer(hs("HS256", pub.N.Bytes())), reason: ReasonInvalidAlgorithm},
-		{name: "HS512 keyed with the PEM", header: advBearer(hs("HS512", []byte(iss.PublicKeyPEM()))), reason: ReasonInvalidAlgorithm},
-		{name: "HS256 keyed with the PEM on the networkless route", path: "/pem/x", header: advBearer(hs("HS256", []byte(iss.PublicKeyPEM()))), reason: ReasonInvalidAlgorithm},
-		{name: "RS256 header over an HMAC of the PEM", header: advBearer(lying), reason: ReasonInvalidSignature},
-		{name: "RS256 header over an HMAC of the PEM, networkless", path: "/pem/x", header: advBearer(lying), reason: ReasonInvalidSignature},
-		{name: "ES256", header: advBearer(mint(clerktest.WithAlg("ES256"))), reason: ReasonInvalidAlgorithm},
-		{name: "ES384", header: advBearer(mint(clerktest.WithAlg("ES384"))), reason: ReasonInvalidAlgorithm},
-		{name: "EdDSA", header: advBearer(mint(clerktest.WithAlg("EdDSA"))), reason: ReasonInvalidAlgorithm},
+		{name: "none", header: bearer(mint(clerktest.WithAlg("none"))), reason: ReasonInvalidAlgorithm},
+		{name: "None", header: bearer(mint(clerktest.WithAlg("None"))), reason: ReasonInvalidAlgorithm},
+		{name: "NONE", header: bearer(mint(clerktest.WithAlg("NONE"))), reason: ReasonInvalidAlgorithm},
+		{name: "empty alg", header: bearer(mint(clerktest.WithAlg(""))), reason: ReasonInvalidAlgorithm},
+		{name: "no alg member", header: bearer(mint(headerOf("alg", nil))), reason: ReasonInvalidAlgorithm},
+		{name: "none header over a valid RS256 signature", header: bearer(noneHeader + "." + p + "." + sig), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the PEM public key", header: bearer(hs("HS256", []byte(iss.PublicKeyPEM()))), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the PEM without newline", header: bearer(hs("HS256", []byte(strings.TrimSpace(iss.PublicKeyPEM())))), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the PKIX DER", header: bearer(hs("HS256", pkix)), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the PKCS1 DER", header: bearer(hs("HS256", x509.MarshalPKCS1PublicKey(pub))), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the JWK", header: bearer(hs("HS256", set.Keys[0])), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the JWKS document", header: bearer(hs("HS256", iss.JWKS())), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the modulus", header: bearer(hs("HS256", pub.N.Bytes())), reason: ReasonInvalidAlgorithm},
+		{name: "HS512 keyed with the PEM", header: bearer(hs("HS512", []byte(iss.PublicKeyPEM()))), reason: ReasonInvalidAlgorithm},
+		{name: "HS256 keyed with the PEM on the networkless route", path: "/pem/x", header: bearer(hs("HS256", []byte(iss.PublicKeyPEM()))), reason: ReasonInvalidAlgorithm},
+		{name: "RS256 header over an HMAC of the PEM", header: bearer(lying), reason: ReasonInvalidSignature},
+		{name: "RS256 header over an HMAC of the PEM, networkless", path: "/pem/x", header: bearer(lying), reason: ReasonInvalidSignature},
+		{name: "ES256", header: bearer(mint(clerktest.WithAlg("ES256"))), reason: ReasonInvalidAlgorithm},
+		{name: "ES384", header: bearer(mint(clerktest.WithAlg("ES384"))), reason: ReasonInvalidAlgorithm},
+		{name: "EdDSA", header: bearer(mint(clerktest.WithAlg("EdDSA"))), reason: ReasonInvalidAlgorithm},
 		// A genuine PSS signature by the issuer's own key: still refused,
 		// Clerk signs with PKCS #1 v1.5 only.
-		{name: "PS256 by the issuer key", header: advBearer(mint(clerktest.WithAlg("PS256"))), reason: ReasonInvalidAlgorithm},
-		{name: "PS256 by the issuer key, networkless", path: "/pem/x", header: advBearer(mint(clerktest.WithAlg("PS256"))), reason: ReasonInvalidAlgorithm},
+		{name: "PS256 by the issuer key", header: bearer(mint(clerktest.WithAlg("PS256"))), reason: ReasonInvalidAlgorithm},
+		{name: "PS256 by the issuer key, networkless", path: "/pem/x", header: bearer(mint(clerktest.WithAlg("PS256"))), reason: ReasonInvalidAlgorithm},
 		// The JWKS pins the key to RS256: another hash is refused.
-		{name: "RS512 by the issuer key pinned to RS256", header: advBearer(mint(clerktest.WithAlg("RS512"))), reason: ReasonInvalidAlgorithm},
-		{name: "alg lowercase rs256", header: advBearer(mint(headerOf("alg", "rs256"))), reason: ReasonInvalidAlgorithm},
-		{name: "alg with trailing space", header: advBearer(mint(headerOf("alg", "RS256 "))), reason: ReasonInvalidAlgorithm},
-		{name: "alg as an array", header: advBearer(mint(headerOf("alg", []string{"RS256"}))), reason: ReasonTokenInvalid},
+		{name: "RS512 by the issuer key pinned to RS256", header: bearer(mint(clerktest.WithAlg("RS512"))), reason: ReasonInvalidAlgorithm},
+		{name: "alg lowercase rs256", header: bearer(mint(headerOf("alg", "rs256"))), reason: ReasonInvalidAlgorithm},
+		{name: "alg with trailing space", header: bearer(mint(headerOf("alg", "RS256 "))), reason: ReasonInvalidAlgorithm},
+		{name: "alg as an array", header: bearer(mint(headerOf("alg", []string{"RS256"}))), reason: ReasonTokenInvalid},
 	}
 }
 
@@ -555,24 +539,24 @@ func advKeyInjectionCases(iss *clerktest.Issuer, mint advMint, headerOf advKV, a
 		return mint(clerktest.WithKey(key), headerOf(kv...), clerktest.WithClaims(map[string]any{"sub": "user_admin"}))
 	}
 	return []advCase{
-		{name: "embedded jwk, attacker kid", header: advBearer(signed("jwk", jwk, "kid", kid)), reason: ReasonKIDMismatch},
-		{name: "embedded jwk, issuer kid", header: advBearer(signed("jwk", jwk)), reason: ReasonInvalidSignature},
-		{name: "embedded jwk, no kid", header: advBearer(signed("jwk", jwk, "kid", nil)), reason: ReasonKIDMismatch},
-		{name: "jku to the attacker, attacker kid", header: advBearer(signed("jku", jku, "kid", kid)), reason: ReasonKIDMismatch},
-		{name: "jku to the attacker, issuer kid", header: advBearer(signed("jku", jku)), reason: ReasonInvalidSignature},
-		{name: "x5u to the attacker, attacker kid", header: advBearer(signed("x5u", x5u, "kid", kid)), reason: ReasonKIDMismatch},
-		{name: "x5u to the attacker, issuer kid", header: advBearer(signed("x5u", x5u)), reason: ReasonInvalidSignature},
-		{name: "x5c attacker certificate, issuer kid", header: advBearer(signed("x5c", x5c)), reason: ReasonInvalidSignature},
-		{name: "x5c attacker certificate, no kid", header: advBearer(signed("x5c", x5c, "kid", nil)), reason: ReasonKIDMismatch},
-		{name: "all four at once", header: advBearer(signed("jwk", jwk, "jku", jku, "x5u", x5u, "x5c", x5c, "x5t", "AAAA")), reason: ReasonInvalidSignature},
+		{name: "embedded jwk, attacker kid", header: bearer(signed("jwk", jwk, "kid", kid)), reason: ReasonKIDMismatch},
+		{name: "embedded jwk, issuer kid", header: bearer(signed("jwk", jwk)), reason: ReasonInvalidSignature},
+		{name: "embedded jwk, no kid", header: bearer(signed("jwk", jwk, "kid", nil)), reason: ReasonKIDMismatch},
+		{name: "jku to the attacker, attacker kid", header: bearer(signed("jku", jku, "kid", kid)), reason: ReasonKIDMismatch},
+		{name: "jku to the attacker, issuer kid", header: bearer(signed("jku", jku)), reason: ReasonInvalidSignature},
+		{name: "x5u to the attacker, attacker kid", header: bearer(signed("x5u", x5u, "kid", kid)), reason: ReasonKIDMismatch},
+		{name: "x5u to the attacker, issuer kid", header: bearer(signed("x5u", x5u)), reason: ReasonInvalidSignature},
+		{name: "x5c attacker certificate, issuer kid", header: bearer(signed("x5c", x5c)), reason: ReasonInvalidSignature},
+		{name: "x5c attacker certificate, no kid", header: bearer(signed("x5c", x5c, "kid", nil)), reason: ReasonKIDMismatch},
+		{name: "all four at once", header: bearer(signed("jwk", jwk, "jku", jku, "x5u", x5u, "x5c", x5c, "x5t", "AAAA")), reason: ReasonInvalidSignature},
 		// The networkless key ignores kid, so only the signature can fail.
-		{name: "all four at once, networkless", path: "/pem/x", header: advBearer(signed("jwk", jwk, "jku", jku, "x5u", x5u, "x5c", x5c, "kid", kid)), reason: ReasonInvalidSignature},
+		{name: "all four at once, networkless", path: "/pem/x", header: bearer(signed("jwk", jwk, "jku", jku, "x5u", x5u, "x5c", x5c, "kid", kid)), reason: ReasonInvalidSignature},
 		// A real token of another Clerk instance (the attacker's own, or
 		// another tenant's) with our issuer's iss: its kid is not ours.
-		{name: "token of another Clerk instance", header: advBearer(other.Mint(clerktest.WithClaims(map[string]any{"iss": advIssuer, "azp": advAZP}), clerktest.Lifetime(10*time.Minute))), reason: ReasonKIDMismatch},
-		{name: "another instance's key under our kid", header: advBearer(mint(clerktest.WithKey(other.PrivateKey()))), reason: ReasonInvalidSignature},
-		{name: "another instance's key under our kid, networkless", path: "/pem/x", header: advBearer(mint(clerktest.WithKey(other.PrivateKey()))), reason: ReasonInvalidSignature},
-		{name: "issuer kid in a jku URL", header: advBearer(signed("jku", jku+"?kid="+iss.KID(), "kid", jku)), reason: ReasonKIDMismatch},
+		{name: "token of another Clerk instance", header: bearer(other.Mint(clerktest.WithClaims(map[string]any{"iss": advIssuer, "azp": advAZP}), clerktest.Lifetime(10*time.Minute))), reason: ReasonKIDMismatch},
+		{name: "another instance's key under our kid", header: bearer(mint(clerktest.WithKey(other.PrivateKey()))), reason: ReasonInvalidSignature},
+		{name: "another instance's key under our kid, networkless", path: "/pem/x", header: bearer(mint(clerktest.WithKey(other.PrivateKey()))), reason: ReasonInvalidSignature},
+		{name: "issuer kid in a jku URL", header: bearer(signed("jku", jku+"?kid="+iss.KID(), "kid", jku)), reason: ReasonKIDMismatch},
 	}
 }
 
@@ -581,10 +565,10 @@ func advKeyInjectionCases(iss *clerktest.Issuer, mint advMint, headerOf advKV, a
 // long ones must not be costly, and a flood of unknown kids must not turn
 // into a flood of JWKS fetches.
 func advKIDCases(iss *clerktest.Issuer, mint advMint, headerOf advKV) []advCase {
-	kid := func(v any) http.Header { return advBearer(mint(headerOf("kid", v))) }
+	kid := func(v any) http.Header { return bearer(mint(headerOf("kid", v))) }
 	cases := []advCase{
 		{name: "wrong kid", header: kid("ins_test_nope"), reason: ReasonKIDMismatch},
-		{name: "missing kid", header: advBearer(mint(headerOf("kid", nil))), reason: ReasonKIDMismatch},
+		{name: "missing kid", header: bearer(mint(headerOf("kid", nil))), reason: ReasonKIDMismatch},
 		{name: "empty kid", header: kid(""), reason: ReasonKIDMismatch},
 		{name: "path traversal kid", header: kid("../../etc/passwd"), reason: ReasonKIDMismatch},
 		{name: "encoded path traversal kid", header: kid("..%2f..%2fetc%2fpasswd"), reason: ReasonKIDMismatch},
@@ -660,20 +644,20 @@ func advSignatureCases(iss, other *clerktest.Issuer, mint advMint, claimsOf advK
 	tamperedHeader := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(
 		`{"alg":"RS256","cat":%q,"kid":%q,"typ":"JWT","x":1}`, clerktest.CatSession, iss.KID())))
 	return []advCase{
-		{name: "stripped signature", header: advBearer(h + "." + p + "."), reason: ReasonInvalidSignature},
-		{name: "truncated signature bytes", header: advBearer(h + "." + p + "." + base64.RawURLEncoding.EncodeToString(raw[:len(raw)-8])), reason: ReasonInvalidSignature},
-		{name: "signature cut mid-character", header: advBearer(valid[:len(valid)-1]), reason: ReasonTokenInvalid},
-		{name: "signature with extra bytes", header: advBearer(h + "." + p + "." + base64.RawURLEncoding.EncodeToString(append(raw, 0))), reason: ReasonInvalidSignature},
-		{name: "one bit flipped", header: advBearer(h + "." + p + "." + base64.RawURLEncoding.EncodeToString(flipped)), reason: ReasonInvalidSignature},
-		{name: "signature from another token", header: advBearer(h + "." + p + "." + otherSig), reason: ReasonInvalidSignature},
-		{name: "payload of an admin token under this signature", path: "/admin/x", header: advBearer(h + "." + adminPayload + "." + sig), reason: ReasonInvalidSignature},
-		{name: "payload tampered after signing", header: advBearer(h + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"user_admin"}`)) + "." + sig), reason: ReasonInvalidSignature},
-		{name: "header tampered after signing", header: advBearer(tamperedHeader + "." + p + "." + sig), reason: ReasonInvalidSignature},
-		{name: "signature by another instance's key", header: advBearer(mint(clerktest.WithKey(other.PrivateKey()))), reason: ReasonInvalidSignature},
-		{name: "non-canonical last signature character", header: advBearer(h + "." + p + "." + malleable), reason: ReasonTokenInvalid},
-		{name: "padded signature", header: advBearer(valid + "=="), reason: ReasonTokenInvalid},
-		{name: "standard base64 signature", header: advBearer(std), reason: ReasonTokenInvalid},
-		{name: "signature and payload swapped", header: advBearer(h + "." + sig + "." + p), reason: ReasonInvalidSignature},
+		{name: "stripped signature", header: bearer(h + "." + p + "."), reason: ReasonInvalidSignature},
+		{name: "truncated signature bytes", header: bearer(h + "." + p + "." + base64.RawURLEncoding.EncodeToString(raw[:len(raw)-8])), reason: ReasonInvalidSignature},
+		{name: "signature cut mid-character", header: bearer(valid[:len(valid)-1]), reason: ReasonTokenInvalid},
+		{name: "signature with extra bytes", header: bearer(h + "." + p + "." + base64.RawURLEncoding.EncodeToString(append(raw, 0))), reason: ReasonInvalidSignature},
+		{name: "one bit flipped", header: bearer(h + "." + p + "." + base64.RawURLEncoding.EncodeToString(flipped)), reason: ReasonInvalidSignature},
+		{name: "signature from another token", header: bearer(h + "." + p + "." + otherSig), reason: ReasonInvalidSignature},
+		{name: "payload of an admin token under this signature", path: "/admin/x", header: bearer(h + "." + adminPayload + "." + sig), reason: ReasonInvalidSignature},
+		{name: "payload tampered after signing", header: bearer(h + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"user_admin"}`)) + "." + sig), reason: ReasonInvalidSignature},
+		{name: "header tampered after signing", header: bearer(tamperedHeader + "." + p + "." + sig), reason: ReasonInvalidSignature},
+		{name: "signature by another instance's key", header: bearer(mint(clerktest.WithKey(other.PrivateKey()))), reason: ReasonInvalidSignature},
+		{name: "non-canonical last signature character", header: bearer(h + "." + p + "." + malleable), reason: ReasonTokenInvalid},
+		{name: "padded signature", header: bearer(valid + "=="), reason: ReasonTokenInvalid},
+		{name: "standard base64 signature", header: bearer(std), reason: ReasonTokenInvalid},
+		{name: "signature and payload swapped", header: bearer(h + "." + sig + "." + p), reason: ReasonInvalidSignature},
 	}
 }
 
@@ -693,24 +677,24 @@ func advEncodingCases(iss *clerktest.Issuer, mint advMint, rawToken func(string,
 		}
 	}
 	return []advCase{
-		{name: "one segment", header: advBearer(h), reason: ReasonTokenInvalid},
-		{name: "two segments", header: advBearer(h + "." + p), reason: ReasonTokenInvalid},
-		{name: "four segments", header: advBearer(valid + "." + sig), reason: ReasonTokenInvalid},
-		{name: "five segments (JWE shape)", header: advBearer(h + "..." + p + "." + sig), reason: ReasonTokenInvalid},
-		{name: "empty segments", header: advBearer(".."), reason: ReasonTokenInvalid},
-		{name: "invalid base64 characters in the header", header: advBearer("!!!" + h + "." + p + "." + sig), reason: ReasonTokenInvalid},
-		{name: "padded header", header: advBearer(h + "=." + p + "." + sig), reason: ReasonTokenInvalid},
+		{name: "one segment", header: bearer(h), reason: ReasonTokenInvalid},
+		{name: "two segments", header: bearer(h + "." + p), reason: ReasonTokenInvalid},
+		{name: "four segments", header: bearer(valid + "." + sig), reason: ReasonTokenInvalid},
+		{name: "five segments (JWE shape)", header: bearer(h + "..." + p + "." + sig), reason: ReasonTokenInvalid},
+		{name: "empty segments", header: bearer(".."), reason: ReasonTokenInvalid},
+		{name: "invalid base64 characters in the header", header: bearer("!!!" + h + "." + p + "." + sig), reason: ReasonTokenInvalid},
+		{name: "padded header", header: bearer(h + "=." + p + "." + sig), reason: ReasonTokenInvalid},
 		// '=' is not a compact-JWS character: refused before any decoding.
-		{name: "padded payload", header: advBearer(h + "." + p + "==." + sig), reason: ReasonTokenInvalid},
-		{name: "standard base64 header", header: advBearer(stdHeader), reason: ReasonTokenInvalid},
-		{name: "header is not JSON", header: advBearer(clerktest.SegmentsJSON("RS256", `{"sub":"user_test"}`, iss.PrivateKey())), reason: ReasonTokenInvalid},
-		{name: "header with trailing garbage", header: advBearer(rawToken(baseHeader+`}x{"a":1`, `"sub":"user_test",`+baseClaims)), reason: ReasonTokenInvalid},
-		{name: "payload is not JSON", header: advBearer(clerktest.SegmentsJSON("{"+baseHeader+"}", "user_test", iss.PrivateKey())), reason: ReasonVerificationFailed},
-		{name: "payload is an array", header: advBearer(clerktest.SegmentsJSON("{"+baseHeader+"}", `[{"sub":"user_test"}]`, iss.PrivateKey())), reason: ReasonVerificationFailed},
-		{name: "payload with trailing garbage", header: advBearer(rawToken(baseHeader, `"sub":"user_test",`+baseClaims+`}{"sub":"user_admin"`)), reason: ReasonVerificationFailed},
-		{name: "space inside the token", header: advBearer(h + "." + p + " ." + sig), reason: ReasonTokenInvalid},
-		{name: "tab inside the token", header: advBearer(h + "." + p + "\t." + sig), reason: ReasonTokenInvalid},
-		{name: "non-ASCII byte after the token", header: advBearer(valid + "\xff"), reason: ReasonTokenInvalid},
+		{name: "padded payload", header: bearer(h + "." + p + "==." + sig), reason: ReasonTokenInvalid},
+		{name: "standard base64 header", header: bearer(stdHeader), reason: ReasonTokenInvalid},
+		{name: "header is not JSON", header: bearer(clerktest.SegmentsJSON("RS256", `{"sub":"user_test"}`, iss.PrivateKey())), reason: ReasonTokenInvalid},
+		{name: "header with trailing garbage", header: bearer(rawToken(baseHeader+`}x{"a":1`, `"sub":"user_test",`+baseClaims)), reason: ReasonTokenInvalid},
+		{name: "payload is not JSON", header: bearer(clerktest.SegmentsJSON("{"+baseHeader+"}", "user_test", iss.PrivateKey())), reason: ReasonVerificationFailed},
+		{name: "payload is an array", header: bearer(clerktest.SegmentsJSON("{"+baseHeader+"}", `[{"sub":"user_test"}]`, iss.PrivateKey())), reason: ReasonVerificationFailed},
+		{name: "payload with trailing garbage", header: bearer(rawToken(baseHeader, `"sub":"user_test",`+baseClaims+`}{"sub":"user_admin"`)), reason: ReasonVerificationFailed},
+		{name: "space inside the token", header: bearer(h + "." + p + " ." + sig), reason: ReasonTokenInvalid},
+		{name: "tab inside the token", header: bearer(h + "." + p + "\t." + sig), reason: ReasonTokenInvalid},
+		{name: "non-ASCII byte after the token", header: bearer(valid + "\xff"), reason: ReasonTokenInvalid},
 		{name: "non-breaking space after Bearer", header: http.Header{"Authorization": {"Bearer\u00a0" + valid}}, reason: ReasonTokenInvalid},
 		// NUL and bare CR are not allowed in a field value (RFC 9110 §5.5):
 		// Go's server answers 400 before any handler runs.
@@ -830,8 +814,8 @@ func advQueryCases(valid string) []advCase {
 // token, not be coerced (a string exp read as 0 or as "never", an array
 // sub joined into a user id).
 func advClaimTypeCases(mint advMint, claimsOf advKV, rawToken func(string, string) string, baseHeader, baseClaims string) []advCase {
-	c := func(kv ...any) http.Header { return advBearer(mint(claimsOf(kv...))) }
-	raw := func(members string) http.Header { return advBearer(rawToken(baseHeader, members)) }
+	c := func(kv ...any) http.Header { return bearer(mint(claimsOf(kv...))) }
+	raw := func(members string) http.Header { return bearer(rawToken(baseHeader, members)) }
 	return []advCase{
 		{name: "numeric sub", header: c("sub", 42), reason: ReasonVerificationFailed},
 		{name: "array sub", header: c("sub", []string{"user_a", "user_b"}), reason: ReasonVerificationFailed},
@@ -868,7 +852,7 @@ func advTimeCases(mint advMint, claimsOf advKV) []advCase {
 	now := time.Now()
 	at := func(d time.Duration) int64 { return now.Add(d).Unix() }
 	c := func(path string, kv ...any) advCase {
-		return advCase{path: path, header: advBearer(mint(claimsOf(kv...)))}
+		return advCase{path: path, header: bearer(mint(claimsOf(kv...)))}
 	}
 	with := func(tc advCase, name string, status int, reason string) advCase {
 		tc.name, tc.status, tc.reason = name, status, reason
@@ -894,7 +878,7 @@ func advTimeCases(mint advMint, claimsOf advKV) []advCase {
 		with(c("/leeway5m/x", "iat", at(30*time.Minute)), "leeway 5m: iat in 30 min", 401, ReasonIATInFuture),
 		// The time checks run after the signature: a forged, expired
 		// token learns it is forged, not that it is expired.
-		{name: "forged and expired", path: "/leeway0/x", header: advBearer(mint(clerktest.WithKey(freshRSAKey()), claimsOf("exp", at(-time.Hour)))), reason: ReasonInvalidSignature},
+		{name: "forged and expired", path: "/leeway0/x", header: bearer(mint(clerktest.WithKey(freshRSAKey()), claimsOf("exp", at(-time.Hour)))), reason: ReasonInvalidSignature},
 	}
 }
 
@@ -925,13 +909,13 @@ func advIssuerCases(mint advMint, claimsOf advKV) []advCase {
 	}
 	var cases []advCase
 	for _, iss := range bad {
-		cases = append(cases, advCase{name: fmt.Sprintf("%q", iss), header: advBearer(mint(claimsOf("iss", iss))), reason: ReasonInvalidIssuer})
+		cases = append(cases, advCase{name: fmt.Sprintf("%q", iss), header: bearer(mint(claimsOf("iss", iss))), reason: ReasonInvalidIssuer})
 	}
 	return append(cases,
-		advCase{name: "missing iss", header: advBearer(mint(claimsOf("iss", nil))), reason: ReasonInvalidIssuer},
+		advCase{name: "missing iss", header: bearer(mint(claimsOf("iss", nil))), reason: ReasonInvalidIssuer},
 		// Documented: one trailing slash is ignored, as Clerk's issuers are
 		// sometimes written with one.
-		advCase{name: "trailing slash passes", header: advBearer(mint(claimsOf("iss", advIssuer+"/"))), status: 200, user: advUser},
+		advCase{name: "trailing slash passes", header: bearer(mint(claimsOf("iss", advIssuer+"/"))), status: 200, user: advUser},
 	)
 }
 
@@ -953,11 +937,11 @@ func advAZPCases(mint advMint, claimsOf advKV) []advCase {
 	}
 	var cases []advCase
 	for _, azp := range bad {
-		cases = append(cases, advCase{name: fmt.Sprintf("%q", azp), header: advBearer(mint(claimsOf("azp", azp))), reason: ReasonInvalidAuthorizedPart})
+		cases = append(cases, advCase{name: fmt.Sprintf("%q", azp), header: bearer(mint(claimsOf("azp", azp))), reason: ReasonInvalidAuthorizedPart})
 	}
 	return append(cases,
-		advCase{name: "missing azp", header: advBearer(mint(claimsOf("azp", nil))), reason: ReasonInvalidAuthorizedPart},
-		advCase{name: "azp list containing the party", header: advBearer(mint(claimsOf("azp", []string{advAZP}))), reason: ReasonVerificationFailed},
+		advCase{name: "missing azp", header: bearer(mint(claimsOf("azp", nil))), reason: ReasonInvalidAuthorizedPart},
+		advCase{name: "azp list containing the party", header: bearer(mint(claimsOf("azp", []string{advAZP}))), reason: ReasonVerificationFailed},
 	)
 }
 
@@ -967,18 +951,18 @@ func advAZPCases(mint advMint, claimsOf advKV) []advCase {
 func advClassCases(mint advMint, claimsOf, headerOf advKV) []advCase {
 	p := "/session/x"
 	return []advCase{
-		{name: "session token passes", path: p, header: advBearer(mint()), status: 200, user: advUser},
-		{name: "template token", path: p, header: advBearer(mint(clerktest.Template())), reason: ReasonTypeMismatch},
-		{name: "template token without cat", path: p, header: advBearer(mint(clerktest.Template(), headerOf("cat", nil))), reason: ReasonTypeMismatch},
-		{name: "template token with the ignore cat", path: p, header: advBearer(mint(clerktest.Template(), headerOf("cat", clerktest.CatIgnore))), reason: ReasonTypeMismatch},
-		{name: "M2M token", path: p, header: advBearer(mint(clerktest.M2M())), reason: ReasonTypeMismatch},
-		{name: "M2M token on the default route", header: advBearer(mint(clerktest.M2M())), reason: ReasonTypeMismatch},
-		{name: "machine subject in a session token", header: advBearer(mint(claimsOf("sub", "mch_1"))), reason: ReasonTypeMismatch},
-		{name: "OAuth access token typ", path: p, header: advBearer(mint(headerOf("typ", "at+jwt"))), reason: ReasonTypeMismatch},
-		{name: "unknown cat", path: p, header: advBearer(mint(headerOf("cat", "cl_B7d4PD999AAA"))), reason: ReasonTypeMismatch},
-		{name: "numeric cat", path: p, header: advBearer(mint(headerOf("cat", 1))), reason: ReasonTokenInvalid},
-		{name: "typ lowercase", header: advBearer(mint(headerOf("typ", "jwt"))), reason: ReasonTokenInvalid},
-		{name: "template token passes the default route", header: advBearer(mint(clerktest.Template())), status: 200, user: advUser},
+		{name: "session token passes", path: p, header: bearer(mint()), status: 200, user: advUser},
+		{name: "template token", path: p, header: bearer(mint(clerktest.Template())), reason: ReasonTypeMismatch},
+		{name: "template token without cat", path: p, header: bearer(mint(clerktest.Template(), headerOf("cat", nil))), reason: ReasonTypeMismatch},
+		{name: "template token with the ignore cat", path: p, header: bearer(mint(clerktest.Template(), headerOf("cat", clerktest.CatIgnore))), reason: ReasonTypeMismatch},
+		{name: "M2M token", path: p, header: bearer(mint(clerktest.M2M())), reason: ReasonTypeMismatch},
+		{name: "M2M token on the default route", header: bearer(mint(clerktest.M2M())), reason: ReasonTypeMismatch},
+		{name: "machine subject in a session token", header: bearer(mint(claimsOf("sub", "mch_1"))), reason: ReasonTypeMismatch},
+		{name: "OAuth access token typ", path: p, header: bearer(mint(headerOf("typ", "at+jwt"))), reason: ReasonTypeMismatch},
+		{name: "unknown cat", path: p, header: bearer(mint(headerOf("cat", "cl_B7d4PD999AAA"))), reason: ReasonTypeMismatch},
+		{name: "numeric cat", path: p, header: bearer(mint(headerOf("cat", 1))), reason: ReasonTokenInvalid},
+		{name: "typ lowercase", header: bearer(mint(headerOf("typ", "jwt"))), reason: ReasonTokenInvalid},
+		{name: "template token passes the default route", header: bearer(mint(clerktest.Template())), status: 200, user: advUser},
 		// A verdict reached on a lenient route must not carry over to a
 		// stricter one (a verified-token cache shared between handlers
 		// would do that): the same token, first where it passes, then
@@ -993,14 +977,14 @@ func advClassCases(mint advMint, claimsOf, headerOf advKV) []advCase {
 // case's expectations apply to the second answer.
 func advTwice(first, second, token string) func(*testing.T, *advSuite) (*http.Response, string) {
 	return func(t *testing.T, s *advSuite) (*http.Response, string) {
-		resp, body := advDo(t, s.tester, "", first, advBearer(token))
+		resp, body := advDo(t, s.tester, "", first, bearer(token))
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: status %d (%q), want 200", first, resp.StatusCode, advShort(body))
 		}
 		for _, r := range s.up.take() {
 			advCheckForgery(t, r)
 		}
-		return advDo(t, s.tester, "", second, advBearer(token))
+		return advDo(t, s.tester, "", second, bearer(token))
 	}
 }
 
@@ -1014,9 +998,9 @@ func advTwice(first, second, token string) func(*testing.T, *advSuite) (*http.Re
 // tokens carry a valid issuer signature, so only the parse is attacked:
 // they must be rejected.
 func advDuplicateCases(rawToken func(string, string) string, baseHeader, baseClaims string) []advCase {
-	payload := func(members string) http.Header { return advBearer(rawToken(baseHeader, members+","+baseClaims)) }
+	payload := func(members string) http.Header { return bearer(rawToken(baseHeader, members+","+baseClaims)) }
 	header := func(members string) http.Header {
-		return advBearer(rawToken(members, `"sub":"user_test",`+baseClaims))
+		return bearer(rawToken(members, `"sub":"user_test",`+baseClaims))
 	}
 	return []advCase{
 		{name: "sub twice", header: payload(`"sub":"user_a","sub":"user_b"`), reason: ReasonVerificationFailed},
@@ -1025,7 +1009,7 @@ func advDuplicateCases(rawToken func(string, string) string, baseHeader, baseCla
 		{name: "sub and the long-s ſub", header: payload(`"sub":"user_a","ſub":"user_b"`), reason: ReasonVerificationFailed},
 		{name: "only SUB", header: payload(`"SUB":"user_b"`), reason: ReasonVerificationFailed},
 		{name: "sub and an escaped s\\u0075b", header: payload(`"sub":"user_a","s\u0075b":"user_b"`), reason: ReasonVerificationFailed},
-		{name: "exp twice, past then future", header: advBearer(rawToken(baseHeader, `"sub":"user_test","iss":"`+advIssuer+`","azp":"`+advAZP+`","exp":1,"exp":9999999999`)), reason: ReasonVerificationFailed},
+		{name: "exp twice, past then future", header: bearer(rawToken(baseHeader, `"sub":"user_test","iss":"`+advIssuer+`","azp":"`+advAZP+`","exp":1,"exp":9999999999`)), reason: ReasonVerificationFailed},
 		{name: "iss and ISS", header: payload(`"sub":"user_test","iss":"https://evil.example","ISS":"` + advIssuer + `"`), reason: ReasonVerificationFailed},
 		{name: "alg twice, none then RS256", header: header(`"alg":"none",` + baseHeader), reason: ReasonTokenInvalid},
 		{name: "alg and ALG", header: header(baseHeader + `,"ALG":"RS256"`), reason: ReasonTokenInvalid},
@@ -1072,18 +1056,18 @@ func advForgeryCases(mint advMint, claimsOf advKV, valid string) []advCase {
 		return []byte(req + "4\r\nbody\r\n0\r\nX-User-Id: user_" + advMarker + "\r\nX_User_Id: user_" + advMarker + "\r\nX-Org-Id: org_" + advMarker + "\r\n\r\n")
 	}
 	return []advCase{
-		{name: "required, valid token", header: advBearer(valid), status: 200, user: advUser},
-		{name: "required, valid token with an org", header: advBearer(org), status: 200, user: advUser, org: "org_1"},
+		{name: "required, valid token", header: bearer(valid), status: 200, user: advUser},
+		{name: "required, valid token with an org", header: bearer(org), status: 200, user: advUser, org: "org_1"},
 		{name: "required, no token", reason: ReasonTokenMissing},
-		{name: "required, invalid token", header: advBearer("x.y.z"), reason: ReasonTokenInvalid},
+		{name: "required, invalid token", header: bearer("x.y.z"), reason: ReasonTokenInvalid},
 		{name: "optional, anonymous", path: "/opt/x", status: 200, reason: ReasonTokenMissing},
-		{name: "optional, invalid token", path: "/opt/x", header: advBearer("x.y.z"), status: 200, reason: ReasonTokenInvalid},
-		{name: "optional, forged signature", path: "/opt/x", header: advBearer(mint(clerktest.WithKey(freshRSAKey()))), status: 200, reason: ReasonInvalidSignature},
-		{name: "optional, valid token", path: "/opt/x", header: advBearer(valid), status: 200, user: advUser},
-		{name: "optional, failing requirement", path: "/opt-admin/x", header: advBearer(valid), status: 403, reason: ReasonMissingRole},
-		{name: "optional, meeting requirement", path: "/opt-admin/x", header: advBearer(mint(claimsOf("roles", []string{"admin"}))), status: 200, user: advUser},
-		{name: "failing requirement", path: "/admin/x", header: advBearer(valid), status: 403, reason: ReasonMissingRole},
-		{name: "meeting requirement", path: "/admin/x", header: advBearer(mint(claimsOf("roles", "admin"))), status: 200, user: advUser},
+		{name: "optional, invalid token", path: "/opt/x", header: bearer("x.y.z"), status: 200, reason: ReasonTokenInvalid},
+		{name: "optional, forged signature", path: "/opt/x", header: bearer(mint(clerktest.WithKey(freshRSAKey()))), status: 200, reason: ReasonInvalidSignature},
+		{name: "optional, valid token", path: "/opt/x", header: bearer(valid), status: 200, user: advUser},
+		{name: "optional, failing requirement", path: "/opt-admin/x", header: bearer(valid), status: 403, reason: ReasonMissingRole},
+		{name: "optional, meeting requirement", path: "/opt-admin/x", header: bearer(mint(claimsOf("roles", []string{"admin"}))), status: 200, user: advUser},
+		{name: "failing requirement", path: "/admin/x", header: bearer(valid), status: 403, reason: ReasonMissingRole},
+		{name: "meeting requirement", path: "/admin/x", header: bearer(mint(claimsOf("roles", "admin"))), status: 200, user: advUser},
 		{name: "300 forged copies", header: many, noForge: true, status: 200, user: advUser},
 		{name: "look-alikes only, no token", header: http.Header{"X_USER_ID": {"user_" + advMarker}, "x_user-id": {"user_" + advMarker}}, noForge: true, reason: ReasonTokenMissing},
 		// A preflight passes unauthenticated; it must still lose the
@@ -1112,7 +1096,7 @@ func advForgeryCases(mint advMint, claimsOf advKV, valid string) []advCase {
 // must not smuggle a header to the upstream.
 func advInjectionCases(mint advMint, claimsOf advKV) []advCase {
 	plan := func(v string) http.Header {
-		return advBearer(mint(claimsOf("metadata", map[string]any{"plan": v})))
+		return bearer(mint(claimsOf("metadata", map[string]any{"plan": v})))
 	}
 	return []advCase{
 		{name: "plain claim value is forwarded", header: plan("pro"), status: 200, user: advUser, plan: "pro"},
@@ -1121,7 +1105,7 @@ func advInjectionCases(mint advMint, claimsOf advKV) []advCase {
 		{name: "CRLF in a forwarded claim", header: plan("pro\r\nX-User-Id: user_admin"), status: http.StatusBadGateway},
 		{name: "LF in a forwarded claim", header: plan("pro\nX-User-Id: user_admin"), status: http.StatusBadGateway},
 		{name: "NUL in a forwarded claim", header: plan("pro\x00"), status: http.StatusBadGateway},
-		{name: "CRLF in sub", header: advBearer(mint(claimsOf("sub", "user_a\r\nX-Org-Id: org_admin"))), status: http.StatusBadGateway},
+		{name: "CRLF in sub", header: bearer(mint(claimsOf("sub", "user_a\r\nX-Org-Id: org_admin"))), status: http.StatusBadGateway},
 	}
 }
 
@@ -1146,8 +1130,8 @@ func advOversizeCases(t *testing.T, mint advMint, claimsOf advKV) []advCase {
 	}
 	mib := huge(1<<20, "Authorization: Bearer ")
 	return []advCase{
-		{name: "token just under the limit passes", header: advBearer(under), status: 200, user: advUser},
-		{name: "token just over the limit", header: advBearer(over), reason: ReasonTokenInvalid},
+		{name: "token just under the limit passes", header: bearer(under), status: 200, user: advUser},
+		{name: "token just over the limit", header: bearer(over), reason: ReasonTokenInvalid},
 		{name: "64 KiB Authorization", raw: huge(64<<10, "Authorization: Bearer "), status: http.StatusRequestHeaderFieldsTooLarge},
 		{name: "1 MiB Authorization", raw: mib, status: http.StatusRequestHeaderFieldsTooLarge},
 		{name: "1 MiB session cookie", raw: huge(1<<20, "Cookie: __session="), status: http.StatusRequestHeaderFieldsTooLarge},
