@@ -108,14 +108,3 @@ func (s *cacheShard) evict(now time.Time) {
 		delete(s.entries, first)
 	}
 }
-
-func (c *verifiedCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.entries)
-		s.mu.RUnlock()
-	}
-	return n
-}

@@ -59,7 +59,7 @@ func newRequirements(roles, orgRoles, orgPermissions, features, plans [][]string
 		return requirements{}, err
 	}
 	for _, c := range claims {
-		if c.path == "" || strings.HasPrefix(c.path, ".") || strings.HasSuffix(c.path, ".") || strings.Contains(c.path, "..") {
+		if !validClaimPath(c.path) {
 			return requirements{}, fmt.Errorf("claim %q: not a dotted claim path like metadata.plan", c.path)
 		}
 		values, err := normaliseLine("claim "+c.path, c.values, asIs)
