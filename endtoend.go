@@ -6,6 +6,19 @@ import (
 	"strings"
 )
 
+// stripOwned closes every way a client could put an owned header in front
+// of the upstream, or take a verified one away: its own copies and
+// look-alikes, the Connection option that would make a proxy drop the
+// verified ones, and trailers sent after the body.
+func stripOwned(r *http.Request, owned []string) {
+	if len(owned) == 0 {
+		return
+	}
+	stripHeaders(r.Header, owned)
+	keepOwnedEndToEnd(r.Header, owned)
+	stripOwnedTrailers(r, owned)
+}
+
 // keepOwnedEndToEnd drops, from the client's Connection header, every
 // option that names an owned header or a look-alike. A client listing
 // X-User-Id there asks each proxy to remove it as hop-by-hop (RFC 9110
@@ -15,7 +28,7 @@ import (
 // (close, keep-alive, upgrade, ...) are kept as sent.
 func keepOwnedEndToEnd(h http.Header, owned []string) {
 	vals, ok := h["Connection"]
-	if !ok || len(owned) == 0 {
+	if !ok {
 		return
 	}
 	var kept []string
@@ -60,7 +73,7 @@ func ownsHeader(name string, owned []string) bool {
 // announced to the upstream) and the values at EOF, before anything reads
 // them.
 func stripOwnedTrailers(r *http.Request, owned []string) {
-	if r.Trailer == nil || len(owned) == 0 {
+	if r.Trailer == nil {
 		return
 	}
 	stripHeaders(r.Trailer, owned)

@@ -485,9 +485,7 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Client copies of the owned headers go first, on every path, so no
 	// upstream can ever see a forged identity, anonymous requests included.
-	stripHeaders(r.Header, h.ownedHeaders)
-	keepOwnedEndToEnd(r.Header, h.ownedHeaders)
-	stripOwnedTrailers(r, h.ownedHeaders)
+	stripOwned(r, h.ownedHeaders)
 
 	// The state goes before the preflight exit too: it is what makes every
 	// {http.auth.*} placeholder known, so a header_up expands to "" on a
