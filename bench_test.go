@@ -95,7 +95,7 @@ func benchVerifier(b *testing.B, iss *clerktest.Issuer) *verifier {
 	ks.start()
 	b.Cleanup(func() { _ = ks.Destruct() })
 	<-ks.settled
-	return &verifier{issuers: []string{iss.URL}, leeway: defaultLeeway, rolesClaim: defaultRoles, keys: ks, now: timeNow}
+	return newVerifier(ks, verifierConfig{issuers: []string{iss.URL}, leeway: defaultLeeway})
 }
 
 // benchHandler provisions a handler as a Caddyfile user would write it, with

@@ -403,3 +403,8 @@ func unixTime(sec float64) time.Time {
 	whole := int64(sec)
 	return time.Unix(whole, int64((sec-float64(whole))*1e9)).UTC()
 }
+
+// validClaimPath accepts dotted claim paths such as metadata.roles.
+func validClaimPath(p string) bool {
+	return p != "" && !strings.HasPrefix(p, ".") && !strings.HasSuffix(p, ".") && !strings.Contains(p, "..")
+}

@@ -712,8 +712,8 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 		if !errors.As(err, &d.ve) {
 			d.ve = &VerifyError{Reason: ReasonTokenInvalid, Err: err}
 		}
-	} else if reason := h.requirements.check(id); reason != "" {
-		d.ve = &VerifyError{Reason: reason}
+	} else if d.unmet = h.requirements.check(id); d.unmet.reason != "" {
+		d.ve = &VerifyError{Reason: d.unmet.reason}
 	}
 	d.id = id
 
@@ -807,27 +807,22 @@ type diagnosis struct {
 	tok      *unverified  // nil when the token does not decode
 	id       *Identity    // set when only a requirement failed
 	ve       *VerifyError // the rejection
+	unmet    unmet        // the failed requirement line, if that is the rejection
 	now      time.Time
 	jwksURL  string   // "" for jwt_key
 	kids     []string // the key ids in the JWKS
 	fetchErr error    // a fresh JWKS fetch's outcome, for jwks-unavailable
 }
 
-// status is what the handler answers, as ServeHTTP decides it.
+// status is what the handler answers, as answerFor says.
 func (d *diagnosis) status() string {
-	code := http.StatusUnauthorized
-	switch d.ve.Reason {
-	case ReasonJWKSUnavailable:
-		code = http.StatusServiceUnavailable
-	case ReasonMissingRole, ReasonMissingOrgRole, ReasonMissingPermission, ReasonMissingFeature,
-		ReasonMissingPlan, ReasonClaimMismatch:
-		return fmt.Sprintf("%d %s", http.StatusForbidden, http.StatusText(http.StatusForbidden))
-	}
-	s := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	a := answerFor(d.ve.Reason)
+	s := fmt.Sprintf("%d %s", a.status, http.StatusText(a.status))
 	switch {
+	case a.status == http.StatusForbidden:
 	case d.h.Optional:
 		return "none: optional is set, so the request goes on anonymously with {http.auth.clerk.reason} " + d.ve.Reason
-	case code == http.StatusUnauthorized && d.h.signIn != nil:
+	case a.signIn && d.h.signIn != nil:
 		s += " (a browser loading a page gets 307 to sign_in_url)"
 	}
 	return s
@@ -943,11 +938,11 @@ func (d *diagnosis) typeFix() string {
 // requirementFix explains the 403 reasons, quoting the first configured
 // line the identity fails.
 func (d *diagnosis) requirementFix() string {
-	id, req := d.id, &d.h.requirements
+	id := d.id
 	if id == nil {
 		return ""
 	}
-	want := list(failingLine(req, d.ve.Reason, id))
+	want := list(d.unmet.values)
 	noOrg := fmt.Sprintf("the token has no active organization; the route requires one of %s: make an organization active in the frontend (setActive) and get a new token", want)
 	switch d.ve.Reason {
 	case ReasonMissingRole:
@@ -976,44 +971,12 @@ func (d *diagnosis) requirementFix() string {
 		return fmt.Sprintf("the token's plans are %s; the route requires one of %s: subscribe the user or organization to one (Clerk Billing)",
 			scopedString(id.Plans), want)
 	case ReasonClaimMismatch:
-		for _, cr := range req.claims {
-			one := requirements{claims: []claimRequirement{cr}}
-			if one.check(id) == "" {
-				continue
-			}
-			got := "absent"
-			if v, ok := id.claim(cr.path); ok {
-				got = claimString(v)
-			}
-			return fmt.Sprintf("claim %s is %s; the route requires one of %s: set it in the session token or JWT template (or the user's metadata it comes from)",
-				cr.path, got, list(cr.values))
+		got := "absent"
+		if v, ok := id.claim(d.unmet.claim); ok {
+			got = claimString(v)
 		}
+		return fmt.Sprintf("claim %s is %s; the route requires one of %s: set it in the session token or JWT template (or the user's metadata it comes from)",
+			d.unmet.claim, got, want)
 	}
 	return ""
-}
-
-// failingLine returns the first configured line of the reason's kind that
-// id fails, each line judged alone by the handler's own check.
-func failingLine(req *requirements, reason string, id *Identity) []string {
-	var lines [][]string
-	var alone func(line []string) requirements
-	switch reason {
-	case ReasonMissingRole:
-		lines, alone = req.roles, func(l []string) requirements { return requirements{roles: [][]string{l}} }
-	case ReasonMissingOrgRole:
-		lines, alone = req.orgRoles, func(l []string) requirements { return requirements{orgRoles: [][]string{l}} }
-	case ReasonMissingPermission:
-		lines, alone = req.orgPermissions, func(l []string) requirements { return requirements{orgPermissions: [][]string{l}} }
-	case ReasonMissingFeature:
-		lines, alone = req.features, func(l []string) requirements { return requirements{features: [][]string{l}} }
-	case ReasonMissingPlan:
-		lines, alone = req.plans, func(l []string) requirements { return requirements{plans: [][]string{l}} }
-	}
-	for _, l := range lines {
-		one := alone(l)
-		if one.check(id) != "" {
-			return l
-		}
-	}
-	return nil
 }

@@ -813,14 +813,12 @@ func nonCanonical(t *testing.T, s string) string {
 // runOurs verifies every token with our verifier, set up as the Caddyfile
 // `jwt_key <pem>`, `issuer <corpus issuer>`, `authorized_parties ...` would.
 func runOurs(iss *clerktest.Issuer, cases []confCase) []confOutcome {
-	v := &verifier{
+	v := newVerifier(staticKey{pub: &iss.PrivateKey().PublicKey}, verifierConfig{
 		issuers:           []string{iss.URL},
 		authorizedParties: confAuthorizedParties,
 		leeway:            defaultLeeway,
-		rolesClaim:        defaultRoles,
-		keys:              staticKey{pub: &iss.PrivateKey().PublicKey},
-		now:               func() time.Time { return testNow },
-	}
+	})
+	v.now = func() time.Time { return testNow }
 	out := make([]confOutcome, len(cases))
 	for i, c := range cases {
 		id, err := v.verify(context.Background(), c.token)

@@ -59,14 +59,13 @@ func fuzzKey(f *testing.F) *rsa.PrivateKey {
 // fuzzVerifier is the networkless configuration (jwt_key) with a fixed
 // clock, so that a token's fate depends on its bytes alone.
 func fuzzVerifier(key *rsa.PrivateKey) *verifier {
-	return &verifier{
+	v := newVerifier(staticKey{pub: &key.PublicKey}, verifierConfig{
 		issuers:           []string{fuzzIssuer},
 		authorizedParties: []string{clerktest.DefaultAZP},
 		leeway:            defaultLeeway,
-		rolesClaim:        defaultRoles,
-		keys:              staticKey{pub: &key.PublicKey},
-		now:               func() time.Time { return testNow },
-	}
+	})
+	v.now = func() time.Time { return testNow }
+	return v
 }
 
 // fuzzHeader is the header Clerk puts on session tokens.

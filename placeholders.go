@@ -114,3 +114,17 @@ func (s Scoped) String() string {
 	}
 	return b.String()
 }
+
+// identityField returns "id" for "{http.auth.user.id}", and "" for any
+// value that is not exactly one identity placeholder.
+func identityField(value string) string {
+	inner, ok := strings.CutPrefix(value, "{"+userPrefix)
+	if !ok {
+		return ""
+	}
+	name, ok := strings.CutSuffix(inner, "}")
+	if !ok || name == "" || strings.ContainsAny(name, "{}") {
+		return ""
+	}
+	return name
+}

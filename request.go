@@ -1,9 +1,12 @@
 package clerkauth
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -112,40 +115,108 @@ func isPreflight(r *http.Request) bool {
 		r.Header.Get("Access-Control-Request-Method") != ""
 }
 
-// sameHeaderVariable reports whether header names a and b become the same
-// variable in a CGI/WSGI server (HTTP_X_USER_ID): case and '-' vs '_' do not
-// matter there, so a client could smuggle X_User_Id past a check for X-User-Id.
-func sameHeaderVariable(a, b string) bool {
-	if len(a) != len(b) {
+// clientUATCookie holds the unix time of the client's last sign-in change;
+// "0" or absent means signed out.
+const clientUATCookie = "__client_uat"
+
+// sessionCookieFor picks the session cookie the way Clerk's SDK does when
+// several Clerk apps share a domain: clerk-js then sets both the plain
+// __session and the instance's suffixed __session_<suffix>, and
+// usesSuffixedCookies() decides which pair (session + __client_uat) is
+// this instance's. Without a publishable key only the plain cookie exists.
+func sessionCookieFor(r *http.Request, pk *publishableKey, now time.Time) string {
+	plain := cookieValue(r, sessionCookie)
+	if pk == nil {
+		return plain
+	}
+	if useSuffixedCookies(r, pk, plain, now) {
+		return cookieValue(r, sessionCookie+"_"+pk.suffix)
+	}
+	return plain
+}
+
+func useSuffixedCookies(r *http.Request, pk *publishableKey, plain string, now time.Time) bool {
+	suffixed := cookieValue(r, sessionCookie+"_"+pk.suffix)
+	suffixedUAT, hasSuffixedUAT := uatCookie(r, clientUATCookie+"_"+pk.suffix)
+	plainUAT, _ := uatCookie(r, clientUATCookie)
+	plainClaims := peekClaims(plain)
+
+	switch {
+	case plain != "" && plainClaims.Iss == "":
+		// 1. A plain session without iss (or undecodable) is this app's:
+		// Clerk then reports signed-out rather than looping a handshake.
+		return false
+	case plain != "" && stripScheme(plainClaims.Iss) != pk.host:
+		// 2. The plain session belongs to another Clerk instance.
+		return true
+	case !hasSuffixedUAT && suffixed == "":
+		// 3. This instance never set suffixed cookies.
 		return false
 	}
-	for i := 0; i < len(a); i++ {
-		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
-			return false
-		}
+	suffixedClaims := peekClaims(suffixed)
+	switch {
+	case suffixedUAT != 0 && plainUAT != 0 && plainClaims.Iat > suffixedClaims.Iat:
+		// 4. The plain session is the newer one.
+		return false
+	case suffixedUAT == 0 && plainUAT != 0:
+		// 5. Signed in through plain cookies only.
+		return false
+	case !pk.live && suffixedUAT != 0 && plainUAT == 0 && suffixedClaims.Exp != 0 &&
+		suffixedClaims.Exp <= float64(now.Unix()):
+		// 6. Development only: a stale suffixed session loses to the plain one.
+		return false
+	case suffixed != "" && !hasSuffixedUAT:
+		// 7. The Frontend API has suffixed cookies turned off.
+		return false
 	}
 	return true
 }
 
-func foldHeaderByte(c byte) byte {
-	switch {
-	case c == '_':
-		return '-'
-	case 'a' <= c && c <= 'z':
-		return c - 'a' + 'A'
+// cookieValue returns the first cookie named name. Go splits the header on
+// ';' and '=' without percent-decoding, which is what Clerk requires.
+func cookieValue(r *http.Request, name string) string {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return ""
 	}
+	return c.Value
+}
+
+// uatCookie reads a __client_uat cookie as Clerk does: parseInt(v) || 0.
+func uatCookie(r *http.Request, name string) (int64, bool) {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return 0, false
+	}
+	n, _ := strconv.ParseInt(c.Value, 10, 64)
+	return n, true
+}
+
+type peekedClaims struct {
+	Iss string  `json:"iss"`
+	Iat float64 `json:"iat"`
+	Exp float64 `json:"exp"`
+}
+
+// peekClaims decodes a token's payload WITHOUT verifying it. It only ever
+// chooses between two cookies; whatever is chosen is then fully verified.
+func peekClaims(token string) peekedClaims {
+	var c peekedClaims
+	_, payload, _, ok := splitJWT(token)
+	if !ok {
+		return c
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return c
+	}
+	_ = json.Unmarshal(b, &c)
 	return c
 }
 
-// stripHeaders deletes every client-sent header that some upstream could
-// read as one of the owned names.
-func stripHeaders(h http.Header, owned []string) {
-	for name := range h {
-		for _, o := range owned {
-			if sameHeaderVariable(name, o) {
-				delete(h, name)
-				break
-			}
-		}
+func stripScheme(u string) string {
+	if rest, ok := strings.CutPrefix(u, "https://"); ok {
+		return rest
 	}
+	return strings.TrimPrefix(u, "http://")
 }

@@ -2,17 +2,8 @@ package clerkauth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
-)
-
-// Reason codes of a valid token that fails a requirement (403). They join
-// the token reasons in verifier.go, ReasonMissingRole among them.
-const (
-	ReasonMissingOrgRole    = "missing-org-role"
-	ReasonMissingPermission = "missing-permission"
-	ReasonMissingFeature    = "missing-feature"
-	ReasonMissingPlan       = "missing-plan"
-	ReasonClaimMismatch     = "claim-mismatch"
 )
 
 // requirements are the authorization rules a verified identity must meet,
@@ -143,43 +134,51 @@ func billingValue(directive, v string) (string, error) {
 		directive, v, scope)
 }
 
-// check returns "" when id meets every requirement, else the reason code of
-// the first line it fails. With nothing configured it passes: unlike
-// has({}), which is false, clerk_auth then only asks for a valid token.
-func (req *requirements) check(id *Identity) string {
+// unmet is the first requirement line an identity fails; reason is "" when
+// every line passes.
+type unmet struct {
+	reason string
+	claim  string   // the claim path, for ReasonClaimMismatch
+	values []string // the line's values: any one would have passed
+}
+
+// check returns the first line id fails, in configuration order. With
+// nothing configured it passes: unlike has({}), which is false, clerk_auth
+// then only asks for a valid token.
+func (req *requirements) check(id *Identity) unmet {
 	for _, line := range req.roles {
 		if !anyOf(id.Roles(), line) {
-			return ReasonMissingRole
+			return unmet{reason: ReasonMissingRole, values: line}
 		}
 	}
 	// Org roles and permissions need an active org, as in has(); OrgRole is
 	// already "org:"-prefixed (newIdentity), as are the wanted values.
 	for _, line := range req.orgRoles {
-		if id.OrgID == "" || !contains(line, id.OrgRole) {
-			return ReasonMissingOrgRole
+		if id.OrgID == "" || !slices.Contains(line, id.OrgRole) {
+			return unmet{reason: ReasonMissingOrgRole, values: line}
 		}
 	}
 	for _, line := range req.orgPermissions {
 		if id.OrgID == "" || !anyOf(id.OrgPermissions, line) {
-			return ReasonMissingPermission
+			return unmet{reason: ReasonMissingPermission, values: line}
 		}
 	}
 	for _, line := range req.features {
 		if !anyScoped(&id.Features, line) {
-			return ReasonMissingFeature
+			return unmet{reason: ReasonMissingFeature, values: line}
 		}
 	}
 	for _, line := range req.plans {
 		if !anyScoped(&id.Plans, line) {
-			return ReasonMissingPlan
+			return unmet{reason: ReasonMissingPlan, values: line}
 		}
 	}
 	for i := range req.claims {
-		if !req.claims[i].met(id) {
-			return ReasonClaimMismatch
+		if c := &req.claims[i]; !c.met(id) {
+			return unmet{reason: ReasonClaimMismatch, claim: c.path, values: c.values}
 		}
 	}
-	return ""
+	return unmet{}
 }
 
 // anyScoped reports whether held has one of the normalised values in want.
@@ -190,15 +189,15 @@ func anyScoped(held *Scoped, want []string) bool {
 		scope, slug, scoped := strings.Cut(w, ":")
 		switch {
 		case !scoped:
-			if contains(held.Org, w) || contains(held.User, w) {
+			if slices.Contains(held.Org, w) || slices.Contains(held.User, w) {
 				return true
 			}
 		case scope == "org":
-			if contains(held.Org, slug) {
+			if slices.Contains(held.Org, slug) {
 				return true
 			}
 		default: // "user"
-			if contains(held.User, slug) {
+			if slices.Contains(held.User, slug) {
 				return true
 			}
 		}
@@ -217,19 +216,19 @@ func (c *claimRequirement) met(id *Identity) bool {
 	}
 	if elems, isArray := v.([]any); isArray {
 		for _, e := range elems {
-			if contains(c.values, claimString(e)) {
+			if slices.Contains(c.values, claimString(e)) {
 				return true
 			}
 		}
 		return false
 	}
-	return contains(c.values, claimString(v))
+	return slices.Contains(c.values, claimString(v))
 }
 
 // anyOf reports whether have and want share an element.
 func anyOf(have, want []string) bool {
 	for _, w := range want {
-		if contains(have, w) {
+		if slices.Contains(have, w) {
 			return true
 		}
 	}

@@ -210,7 +210,7 @@ func TestRequirementsHas(t *testing.T) {
 				t.Fatalf("newRequirements: %v", err)
 			}
 			id := identityOf(t, iss, v, tc.token...)
-			if got := req.check(id); got != tc.want {
+			if got := req.check(id).reason; got != tc.want {
 				t.Errorf("check = %q, want %q (identity org %q role %q perms %q features %+v plans %+v roles %q)",
 					got, tc.want, id.OrgID, id.OrgRole, id.OrgPermissions, id.Features, id.Plans, id.Roles())
 			}
@@ -238,7 +238,7 @@ func TestRequirementsNeedAnActiveOrg(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := req.check(id); got != tc.want {
+		if got := req.check(id).reason; got != tc.want {
 			t.Errorf("check = %q, want %q", got, tc.want)
 		}
 	}

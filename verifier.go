@@ -9,32 +9,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
-)
-
-// Reason codes. Where Clerk's SDK has a name for a failure we use it, so the
-// codes in logs and {http.auth.clerk.reason} read the same as Clerk's docs.
-const (
-	ReasonTokenMissing          = "token-missing"
-	ReasonTokenInvalid          = "token-invalid"
-	ReasonTokenExpired          = "token-expired"
-	ReasonNotActiveYet          = "token-not-active-yet"
-	ReasonIATInFuture           = "token-iat-in-the-future"
-	ReasonInvalidSignature      = "token-invalid-signature"
-	ReasonInvalidAlgorithm      = "token-invalid-algorithm"
-	ReasonVerificationFailed    = "token-verification-failed"
-	ReasonInvalidAuthorizedPart = "token-invalid-authorized-parties"
-	ReasonInvalidIssuer         = "token-invalid-issuer"
-	ReasonInvalidAudience       = "token-invalid-audience"
-	ReasonTypeMismatch          = "token-type-mismatch"
-	ReasonKIDMismatch           = "jwk-kid-mismatch"
-	ReasonJWKSUnavailable       = "jwks-unavailable"
-	ReasonMissingRole           = "missing-role"
-	ReasonSessionPending        = "session-pending"
 )
 
 // sessionPending is the sts of a session with unfinished tasks.
@@ -58,26 +36,6 @@ const (
 // nowhere near this.
 const maxTokenSize = 16 << 10
 
-// VerifyError is a rejected token: Reason is the stable code, Err the detail
-// for logs. Neither ever contains the token itself.
-type VerifyError struct {
-	Reason string
-	Err    error
-}
-
-func (e *VerifyError) Error() string {
-	if e.Err == nil {
-		return e.Reason
-	}
-	return e.Reason + ": " + e.Err.Error()
-}
-
-func (e *VerifyError) Unwrap() error { return e.Err }
-
-func reject(reason, format string, args ...any) *VerifyError {
-	return &VerifyError{Reason: reason, Err: fmt.Errorf(format, args...)}
-}
-
 // keyProvider yields the verification key for a token. It is the seam between
 // the verifier and the way keys are obtained (a shared JWKS cache, or a PEM).
 type keyProvider interface {
@@ -97,23 +55,43 @@ var (
 	errUnknownKID      = errors.New("kid not found in key set")
 )
 
-// verifier checks Clerk-issued JWTs. It holds no Caddy types, so it can be
-// tested and benchmarked on its own; the HTTP handler adapts it to Caddy.
-type verifier struct {
+// verifierConfig is what a verifier checks tokens against.
+type verifierConfig struct {
 	issuers           []string // normalised: no trailing slash
 	audiences         []string
 	authorizedParties []string
 	leeway            time.Duration
-	rolesClaim        string
+	rolesClaim        string          // "" = defaultRoles
 	accept            map[string]bool // token classes accepted; nil = all
 	allowPending      bool
-	keys              keyProvider
-	now               func() time.Time
+	cacheSize         int // verified tokens to remember; 0 = no cache
+}
+
+// verifier checks Clerk-issued JWTs. It holds no Caddy types, so it can be
+// tested and benchmarked on its own; the HTTP handler adapts it to Caddy.
+type verifier struct {
+	verifierConfig
+	keys keyProvider
+	now  func() time.Time
 
 	// cache remembers verified tokens; nil when token_cache is off.
 	cache *verifiedCache
 	// observeCache, if set, is told whether each lookup hit the cache.
 	observeCache func(hit bool)
+}
+
+// newVerifier is the one way to build a verifier, for the handler and for
+// every test, so none of them can miss a default.
+func newVerifier(keys keyProvider, cfg verifierConfig) *verifier {
+	if cfg.rolesClaim == "" {
+		cfg.rolesClaim = defaultRoles
+	}
+	v := &verifier{verifierConfig: cfg, keys: keys, now: timeNow}
+	if cfg.cacheSize > 0 {
+		v.cache = newVerifiedCache(cfg.cacheSize)
+		v.observeCache = observeTokenCache
+	}
+	return v
 }
 
 type jwtHeader struct {
@@ -165,9 +143,8 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		// without this "<token>\n" would verify: one token, many spellings.
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "byte %d is not base64url or '.'", i)
 	}
-	rawHeader, rest, ok := strings.Cut(token, ".")
-	rawPayload, rawSig, ok2 := strings.Cut(rest, ".")
-	if !ok || !ok2 || strings.Contains(rawSig, ".") {
+	rawHeader, rawPayload, rawSig, ok := splitJWT(token)
+	if !ok {
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "a JWT has exactly three dot-separated segments")
 	}
 
@@ -293,7 +270,7 @@ func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identi
 			return nil, err
 		}
 	}
-	if len(v.authorizedParties) > 0 && !contains(v.authorizedParties, c.Azp) {
+	if len(v.authorizedParties) > 0 && !slices.Contains(v.authorizedParties, c.Azp) {
 		if c.Azp == "" {
 			return nil, reject(ReasonInvalidAuthorizedPart, "azp claim is missing")
 		}
@@ -313,7 +290,7 @@ func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identi
 		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, c.Iat.sec))
 	}
 
-	if !contains(v.issuers, strings.TrimSuffix(c.Iss, "/")) {
+	if !slices.Contains(v.issuers, strings.TrimSuffix(c.Iss, "/")) {
 		return nil, reject(ReasonInvalidIssuer, "iss %q is not a configured issuer", truncate(c.Iss, 80))
 	}
 	if class == "" {
@@ -363,7 +340,7 @@ func checkAudience(raw json.RawMessage, want []string) error {
 	}
 	var one string
 	if err := json.Unmarshal(raw, &one); err == nil {
-		if contains(want, one) {
+		if slices.Contains(want, one) {
 			return nil
 		}
 		return reject(ReasonInvalidAudience, "aud %q is not an accepted audience", truncate(one, 80))
@@ -373,44 +350,22 @@ func checkAudience(raw json.RawMessage, want []string) error {
 		return reject(ReasonVerificationFailed, "aud must be a string or an array of strings")
 	}
 	for _, a := range many {
-		if contains(want, a) {
+		if slices.Contains(want, a) {
 			return nil
 		}
 	}
 	return reject(ReasonInvalidAudience, "none of the %d aud values is an accepted audience", len(many))
 }
 
-// decodeSegment decodes one unpadded base64url JWT segment holding a JSON
-// object. Padding is refused: Clerk never emits it, and accepting it would
-// give one token several spellings.
-func decodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
-	if err != nil {
-		return errors.New("not base64url")
+// splitJWT splits a compact JWS into its three segments; ok is false
+// unless there are exactly three.
+func splitJWT(token string) (header, payload, sig string, ok bool) {
+	header, rest, ok1 := strings.Cut(token, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sig, ".") {
+		return "", "", "", false
 	}
-	return decodeJSON(b, v)
-}
-
-// decodeJSON decodes a header or payload so that every parser reads it the
-// same way: valid UTF-8 only (encoding/json and JavaScript's TextDecoder
-// replace invalid bytes differently, so one token could name two users),
-// and no repeated or case-variant member names (see checkMembers).
-func decodeJSON(b []byte, v any) error {
-	if !utf8.Valid(b) {
-		return errors.New("not valid UTF-8")
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("not a JSON object: %v", err)
-	}
-	return checkMembers(b, v)
-}
-
-// checkObject applies checkMembers to an optional nested object.
-func checkObject(raw json.RawMessage, v any) error {
-	if len(raw) == 0 {
-		return nil
-	}
-	return checkMembers(raw, v)
+	return header, payload, sig, true
 }
 
 // tokenChars are the bytes of a compact JWS: base64url and '.'.
@@ -431,15 +386,6 @@ func indexNotTokenChar(token string) int {
 		}
 	}
 	return -1
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // truncate keeps attacker-controlled strings short in errors and logs.

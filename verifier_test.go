@@ -30,13 +30,12 @@ func startKeySet(t *testing.T, url string, opts keySetOptions) *keySet {
 func newTestVerifier(t *testing.T, iss *clerktest.Issuer) *verifier {
 	t.Helper()
 	iss.SetNow(func() time.Time { return testNow })
-	return &verifier{
-		issuers:    []string{iss.URL},
-		leeway:     defaultLeeway,
-		rolesClaim: defaultRoles,
-		keys:       startKeySet(t, iss.JWKSURL(), defaultKeySetOptions),
-		now:        func() time.Time { return testNow },
-	}
+	v := newVerifier(startKeySet(t, iss.JWKSURL(), defaultKeySetOptions), verifierConfig{
+		issuers: []string{iss.URL},
+		leeway:  defaultLeeway,
+	})
+	v.now = func() time.Time { return testNow }
+	return v
 }
 
 func claimsOpt(kv ...any) clerktest.Option {

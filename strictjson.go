@@ -2,7 +2,9 @@ package clerkauth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -10,6 +12,39 @@ import (
 	"unicode"
 	"unicode/utf8"
 )
+
+// decodeSegment decodes one unpadded base64url JWT segment holding a JSON
+// object. Padding is refused: Clerk never emits it, and accepting it would
+// give one token several spellings.
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+	if err != nil {
+		return errors.New("not base64url")
+	}
+	return decodeJSON(b, v)
+}
+
+// decodeJSON decodes a header or payload so that every parser reads it the
+// same way: valid UTF-8 only (encoding/json and JavaScript's TextDecoder
+// replace invalid bytes differently, so one token could name two users),
+// and no repeated or case-variant member names (see checkMembers).
+func decodeJSON(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return errors.New("not valid UTF-8")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("not a JSON object: %v", err)
+	}
+	return checkMembers(b, v)
+}
+
+// checkObject applies checkMembers to an optional nested object.
+func checkObject(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	return checkMembers(raw, v)
+}
 
 // checkMembers refuses a JSON object that different parsers would read
 // differently: a top-level member name given twice (encoding/json keeps the

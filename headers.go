@@ -93,3 +93,55 @@ func (b *trailerFilter) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// sameHeaderVariable reports whether header names a and b become the same
+// variable in a CGI/WSGI server (HTTP_X_USER_ID): case and '-' vs '_' do not
+// matter there, so a client could smuggle X_User_Id past a check for X-User-Id.
+func sameHeaderVariable(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// stripHeaders deletes every client-sent header that some upstream could
+// read as one of the owned names.
+func stripHeaders(h http.Header, owned []string) {
+	for name := range h {
+		for _, o := range owned {
+			if sameHeaderVariable(name, o) {
+				delete(h, name)
+				break
+			}
+		}
+	}
+}
+
+// validHeaderName reports a valid field name (RFC 9110 §5.1 token).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

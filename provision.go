@@ -1,0 +1,362 @@
+package clerkauth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Provision checks the configuration and attaches the key source. It never
+// waits for the network: the first JWKS fetch runs in the background.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	// Each config load has a new registry; the collectors are package-level,
+	// so their counts carry over reloads.
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := registerMetrics(reg); err != nil {
+			return fmt.Errorf("clerk_auth: metrics: %w", err)
+		}
+	}
+	if err := h.provision(caddy.NewReplacer()); err != nil {
+		return fmt.Errorf("clerk_auth: %w", err)
+	}
+	return nil
+}
+
+// provision runs one step per concern; each step expands its own
+// placeholders with repl and says in its error which setting to fix.
+func (h *Handler) provision(repl *caddy.Replacer) error {
+	for _, step := range []func(*caddy.Replacer) error{
+		h.provisionInstance,
+		h.provisionRequirements,
+		h.provisionSignIn,
+		h.provisionForwardHeaders,
+		h.provisionVerifier,
+	} {
+		if err := step(repl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// provisionInstance reads the publishable key, which names the instance.
+func (h *Handler) provisionInstance(repl *caddy.Replacer) error {
+	pk := repl.ReplaceAll(h.PublishableKey, "")
+	if pk == "" {
+		return nil
+	}
+	parsed, err := parsePublishableKey(pk)
+	if err != nil {
+		return fmt.Errorf("publishable_key: %v", err)
+	}
+	h.publishable = parsed
+	return nil
+}
+
+func (h *Handler) provisionRequirements(repl *caddy.Replacer) error {
+	claimReqs := make([]claimRequirement, len(h.Claims))
+	for i, c := range h.Claims {
+		claimReqs[i] = claimRequirement{path: c.Path, values: expandAll(repl, c.Values)}
+	}
+	var err error
+	h.requirements, err = newRequirements(expandLines(repl, h.Roles), expandLines(repl, h.OrgRoles),
+		expandLines(repl, h.OrgPermissions), expandLines(repl, h.Features), expandLines(repl, h.Plans), claimReqs)
+	return err
+}
+
+func (h *Handler) provisionSignIn(repl *caddy.Replacer) error {
+	raw := repl.ReplaceAll(h.SignInURL, "")
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("sign_in_url %q must be an absolute http(s) URL, e.g. https://accounts.example.com/sign-in", raw)
+	}
+	h.signIn = u
+	return nil
+}
+
+func (h *Handler) provisionForwardHeaders(*caddy.Replacer) error {
+	for _, fh := range h.ForwardHeaders {
+		if !validHeaderName(fh.Field) {
+			return fmt.Errorf("forward_header %q is not a valid header field name", fh.Field)
+		}
+		h.ownedHeaders = append(h.ownedHeaders, fh.Field)
+		h.forwardFields = append(h.forwardFields, identityField(fh.Value))
+	}
+	return nil
+}
+
+// provisionVerifier builds the verifier: the token rules, the key source and
+// the verified-token cache.
+func (h *Handler) provisionVerifier(repl *caddy.Replacer) error {
+	issuers, err := h.issuers(repl)
+	if err != nil {
+		return err
+	}
+	leeway := defaultLeeway
+	if h.Leeway != nil {
+		leeway = time.Duration(*h.Leeway)
+	}
+	if leeway < 0 || leeway > maxLeeway {
+		return fmt.Errorf("leeway %s is out of range: use 0 to %s (Clerk's default is %s)", leeway, maxLeeway, defaultLeeway)
+	}
+	rolesClaim := h.RolesClaim
+	if rolesClaim == "" {
+		rolesClaim = defaultRoles
+	}
+	if !validClaimPath(rolesClaim) {
+		return fmt.Errorf("roles_claim %q is not a dotted claim path like metadata.roles", rolesClaim)
+	}
+	accept, err := acceptedClasses(h.Accept)
+	if err != nil {
+		return err
+	}
+	cacheSize := defaultTokenCacheSize
+	if h.TokenCache != nil {
+		cacheSize = *h.TokenCache
+	}
+	if cacheSize < 0 {
+		return fmt.Errorf("token_cache %d: use a number of entries, or off", cacheSize)
+	}
+	keys, err := h.keyProvider(repl, issuers)
+	if err != nil {
+		return err
+	}
+	h.verifier = newVerifier(keys, verifierConfig{
+		issuers:           issuers,
+		audiences:         expandAll(repl, h.Audiences),
+		authorizedParties: expandAll(repl, h.AuthorizedParties),
+		leeway:            leeway,
+		rolesClaim:        rolesClaim,
+		accept:            accept,
+		allowPending:      h.AllowPending,
+		cacheSize:         cacheSize,
+	})
+	return nil
+}
+
+// issuers returns the normalised issuer allow-list: the configured issuers,
+// else the one the publishable key names.
+func (h *Handler) issuers(repl *caddy.Replacer) ([]string, error) {
+	raw := h.Issuers
+	if len(raw) == 0 {
+		if h.publishable == nil {
+			return nil, errors.New("issuer or publishable_key is required (your Clerk Frontend API URL, e.g. https://clerk.example.com, or pk_live_...)")
+		}
+		raw = []string{h.publishable.issuer()}
+	}
+	issuers := make([]string, len(raw))
+	for i, r := range raw {
+		iss := strings.TrimSuffix(repl.ReplaceAll(r, ""), "/")
+		if err := checkIssuer(iss); err != nil {
+			return nil, fmt.Errorf("issuer %q (from %q): %v", iss, r, err)
+		}
+		issuers[i] = iss
+	}
+	return issuers, nil
+}
+
+// keyProvider sets up where verification keys come from, in Clerk's order:
+// the networkless PEM key, else the Backend API with the secret key, else
+// the JWKS URL (explicit, or derived from the publishable key or issuer).
+func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvider, error) {
+	jwtKey := repl.ReplaceAll(h.JWTKey, "")
+	secret := repl.ReplaceAll(h.SecretKey, "")
+	jwksURL := repl.ReplaceAll(h.JWKSURL, "")
+	set := 0
+	for _, v := range []string{jwtKey, secret, jwksURL} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return nil, errors.New("jwt_key, secret_key and jwks_url are alternative key sources: configure one")
+	}
+
+	if jwtKey != "" {
+		pub, err := parseJWTKey(jwtKey)
+		if err != nil {
+			return nil, fmt.Errorf("jwt_key %v", err)
+		}
+		return staticKey{pub: pub}, nil
+	}
+
+	var header http.Header
+	poolKey := ""
+	switch {
+	case secret != "":
+		if err := checkSecretKey(secret, h.publishable); err != nil {
+			return nil, fmt.Errorf("secret_key %v", err)
+		}
+		apiURL := strings.TrimSuffix(repl.ReplaceAll(h.APIURL, ""), "/")
+		if apiURL == "" {
+			apiURL = defaultAPIURL
+		}
+		if err := checkURL(apiURL); err != nil {
+			return nil, fmt.Errorf("api_url %q: %v", apiURL, err)
+		}
+		jwksURL = apiURL + "/v1/jwks"
+		header = http.Header{"Authorization": {"Bearer " + secret}}
+		// The pool key tells secrets apart without holding one in clear.
+		sum := sha256.Sum256([]byte(secret))
+		poolKey = "|" + hex.EncodeToString(sum[:8])
+	case jwksURL == "" && h.publishable != nil && len(h.Issuers) == 0:
+		jwksURL = h.publishable.issuer() + "/.well-known/jwks.json"
+	case jwksURL == "":
+		jwksURL = issuers[0] + "/.well-known/jwks.json"
+	}
+	if err := checkURL(jwksURL); err != nil {
+		return nil, fmt.Errorf("jwks_url %q: %v", jwksURL, err)
+	}
+
+	opts, err := h.keySetOptions()
+	if err != nil {
+		return nil, err
+	}
+	// The options are part of the key, so a reload that changes them gets a
+	// set that honours them instead of the old one.
+	h.keySetKey = fmt.Sprintf("%s%s|%s|%s|%s|%s", jwksURL, poolKey, opts.refresh, opts.minInterval, opts.timeout, opts.maxStale)
+	val, _, err := keySets.LoadOrNew(h.keySetKey, func() (caddy.Destructor, error) {
+		ks := newKeySet(jwksURL, header, opts, h.logger.Named("jwks"))
+		ks.start()
+		return ks, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("key set: %v", err)
+	}
+	return val.(*keySet), nil
+}
+
+// keySetOptions applies the jwks_* settings over the defaults. A key set is
+// shared by every handler using the same source, so the first handler to
+// create it sets its options.
+func (h *Handler) keySetOptions() (keySetOptions, error) {
+	opts := defaultKeySetOptions
+	for _, o := range []struct {
+		name string
+		set  caddy.Duration
+		dst  *time.Duration
+		min  time.Duration
+	}{
+		{"jwks_refresh", h.JWKSRefresh, &opts.refresh, time.Minute},
+		{"jwks_min_interval", h.JWKSMinInterval, &opts.minInterval, time.Second},
+		{"jwks_timeout", h.JWKSTimeout, &opts.timeout, 100 * time.Millisecond},
+		{"jwks_max_stale", h.JWKSMaxStale, &opts.maxStale, time.Minute},
+	} {
+		if o.set == 0 {
+			continue
+		}
+		if d := time.Duration(o.set); d < o.min {
+			return opts, fmt.Errorf("%s %s is too short: use at least %s", o.name, d, o.min)
+		}
+		*o.dst = time.Duration(o.set)
+	}
+	if opts.maxStale < opts.refresh {
+		return opts, fmt.Errorf("jwks_max_stale %s is shorter than jwks_refresh %s: keys would go stale between two refreshes", opts.maxStale, opts.refresh)
+	}
+	return opts, nil
+}
+
+// Cleanup releases this handler's hold on the shared key set.
+func (h *Handler) Cleanup() error {
+	if h.keySetKey == "" {
+		return nil
+	}
+	_, err := keySets.Delete(h.keySetKey)
+	return err
+}
+
+// checkURL accepts an absolute https URL, or http on a loopback host for
+// local development: keys fetched over plain http from anywhere else could
+// be swapped by anyone on the path.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Hostname() == "" {
+		return errors.New("must be an absolute URL such as https://clerk.example.com")
+	}
+	if u.User != nil || u.Fragment != "" {
+		return errors.New("must not contain user info or a #fragment")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return errors.New("must use https (plain http is only allowed for localhost)")
+	}
+	return fmt.Errorf("scheme %q is not https", u.Scheme)
+}
+
+// checkIssuer also refuses what can never equal a token's iss: Clerk's
+// issuers are bare lowercase origins (or a proxy URL with a path).
+func checkIssuer(raw string) error {
+	if err := checkURL(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw)
+	if u.RawQuery != "" || u.ForceQuery {
+		return errors.New("must not contain a ?query")
+	}
+	if u.Scheme+"://"+strings.ToLower(u.Host) != raw[:len(u.Scheme)+3+len(u.Host)] {
+		return fmt.Errorf("must be lowercase, as in tokens: %s://%s", u.Scheme, strings.ToLower(u.Host))
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// acceptedClasses turns the accept list into a set; nil accepts both.
+func acceptedClasses(accept []string) (map[string]bool, error) {
+	if len(accept) == 0 {
+		return nil, nil
+	}
+	set := map[string]bool{}
+	for _, a := range accept {
+		if a != TokenTypeSession && a != TokenTypeTemplate {
+			return nil, fmt.Errorf("accept %q: token classes are %s and %s", a, TokenTypeSession, TokenTypeTemplate)
+		}
+		set[a] = true
+	}
+	return set, nil
+}
+
+func expandLines(repl *caddy.Replacer, lines [][]string) [][]string {
+	out := make([][]string, len(lines))
+	for i, l := range lines {
+		out[i] = expandAll(repl, l)
+	}
+	return out
+}
+
+func expandAll(repl *caddy.Replacer, in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = repl.ReplaceAll(s, "")
+	}
+	return out
+}

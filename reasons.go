@@ -1,0 +1,91 @@
+package clerkauth
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Reason codes, as set in {http.auth.clerk.reason}, logged, counted in
+// metrics and carried by VerifyError. Where Clerk's SDK has a name for a
+// failure we use it, so the codes read the same as Clerk's docs. The set is
+// closed and stable: alert on it, branch on it in handle_errors.
+const (
+	// The token is missing, malformed, or fails verification: 401.
+	ReasonTokenMissing          = "token-missing"
+	ReasonTokenInvalid          = "token-invalid"
+	ReasonTokenExpired          = "token-expired"
+	ReasonNotActiveYet          = "token-not-active-yet"
+	ReasonIATInFuture           = "token-iat-in-the-future"
+	ReasonInvalidSignature      = "token-invalid-signature"
+	ReasonInvalidAlgorithm      = "token-invalid-algorithm"
+	ReasonVerificationFailed    = "token-verification-failed"
+	ReasonInvalidAuthorizedPart = "token-invalid-authorized-parties"
+	ReasonInvalidIssuer         = "token-invalid-issuer"
+	ReasonInvalidAudience       = "token-invalid-audience"
+	ReasonTypeMismatch          = "token-type-mismatch"
+	ReasonKIDMismatch           = "jwk-kid-mismatch"
+	ReasonSessionPending        = "session-pending"
+
+	// No signing keys could be had: 503, never 401.
+	ReasonJWKSUnavailable = "jwks-unavailable"
+
+	// A valid token fails a requirement: 403.
+	ReasonMissingRole       = "missing-role"
+	ReasonMissingOrgRole    = "missing-org-role"
+	ReasonMissingPermission = "missing-permission"
+	ReasonMissingFeature    = "missing-feature"
+	ReasonMissingPlan       = "missing-plan"
+	ReasonClaimMismatch     = "claim-mismatch"
+)
+
+// retryAfter is the Retry-After of a 503: long enough for one background
+// fetch attempt, short enough that clients come back soon.
+const retryAfter = "5"
+
+// VerifyError is a rejected request: Reason is the stable code, Err the
+// detail for logs. Neither ever contains the token itself. ServeHTTP returns
+// it wrapped in a caddyhttp.HandlerError, so handle_errors routes and other
+// modules can read the reason with errors.As.
+type VerifyError struct {
+	Reason string
+	Err    error
+}
+
+func (e *VerifyError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+func reject(reason, format string, args ...any) *VerifyError {
+	return &VerifyError{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// answer is how a reason is told to the client. The handler and the token
+// doctor both read it here, so the doctor's verdict is the handler's.
+type answer struct {
+	status    int
+	challenge string // WWW-Authenticate, or ""
+	// signIn: a browser loading a page may be sent to sign_in_url instead.
+	signIn bool
+}
+
+// answerFor maps a reason to its status and challenge (RFC 6750 §3).
+func answerFor(reason string) answer {
+	switch reason {
+	case ReasonTokenMissing:
+		return answer{status: http.StatusUnauthorized, challenge: "Bearer", signIn: true}
+	case ReasonJWKSUnavailable:
+		// Not a 401: a Clerk outage must not look like a sign-out.
+		return answer{status: http.StatusServiceUnavailable}
+	case ReasonMissingRole, ReasonMissingOrgRole, ReasonMissingPermission, ReasonMissingFeature,
+		ReasonMissingPlan, ReasonClaimMismatch:
+		return answer{status: http.StatusForbidden,
+			challenge: `Bearer error="insufficient_scope", error_description="` + reason + `"`}
+	}
+	return answer{status: http.StatusUnauthorized,
+		challenge: `Bearer error="invalid_token", error_description="` + reason + `"`, signIn: true}
+}
