@@ -100,14 +100,15 @@ func (s *lenientStrings) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Identity is what a verified token proves. It is immutable once built and
-// may be shared between requests.
+// Identity is what a verified token proves, as read by IdentityFrom and
+// rendered by the {http.auth.user.*} placeholders. It is immutable once
+// built and may be shared between requests (the token cache does).
 type Identity struct {
-	UserID          string
-	SessionID       string
-	Issuer          string
-	AuthorizedParty string
-	TokenType       string
+	UserID          string // `sub`: user_... (never empty)
+	SessionID       string // `sid`: sess_..., "" for JWT templates
+	Issuer          string // `iss`, as in the token
+	AuthorizedParty string // `azp`: the origin that asked for the token
+	TokenType       string // TokenTypeSession or TokenTypeTemplate
 	OrgID           string
 	OrgSlug         string
 	OrgRole         string   // always "org:"-prefixed

@@ -37,6 +37,19 @@ func stateFor(r *http.Request, repl *caddy.Replacer) (*authState, *http.Request)
 	return st, r.WithContext(context.WithValue(r.Context(), authStateKey{}, st))
 }
 
+// IdentityFrom returns the identity that clerk_auth verified for r, for
+// handlers later in the route (as caddyauth's User is read from the
+// replacer). It is nil on anonymous requests, on CORS preflights, and when
+// no clerk_auth handler ran before. With several clerk_auth handlers on one
+// route, the last verdict wins. The Identity must not be modified.
+func IdentityFrom(r *http.Request) *Identity {
+	st, ok := r.Context().Value(authStateKey{}).(*authState)
+	if !ok {
+		return nil
+	}
+	return st.id
+}
+
 // placeholder is a caddy.ReplacerFunc. Every http.auth.user.* key is known:
 // on an anonymous request it is the empty string, so a header_up can never
 // forward a literal "{http.auth.user.id}".
