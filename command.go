@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -68,17 +69,26 @@ a config that does not load, no clerk_auth handler or an ambiguous one).
 			cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 				return exitStatus(cmd, 2, fmt.Errorf("%v (see caddy help clerk-token)", err))
 			})
-			cmd.RunE = func(cmd *cobra.Command, args []string) error {
-				get := func(name string) string {
-					v, _ := cmd.Flags().GetString(name) // defined above, so never an error
-					return v
-				}
-				o := clerkTokenOptions{config: get("config"), adapter: get("adapter"), site: get("site"), path: get("path"), now: get("now")}
-				code, err := runClerkToken(cmd.Context(), o, args, cmd.InOrStdin(), cmd.OutOrStdout())
+			cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+				code, err := cmdClerkToken(caddycmd.Flags{FlagSet: cmd.Flags()})
 				return exitStatus(cmd, code, err)
 			}
 		},
 	})
+}
+
+// cmdClerkToken is the command in the shape of Caddy's own command
+// functions. It binds the process's stdin and stdout, which runClerkToken
+// takes as arguments so that tests can supply their own.
+func cmdClerkToken(fs caddycmd.Flags) (int, error) {
+	o := clerkTokenOptions{
+		config:  fs.String("config"),
+		adapter: fs.String("adapter"),
+		site:    fs.String("site"),
+		path:    fs.String("path"),
+		now:     fs.String("now"),
+	}
+	return runClerkToken(context.Background(), o, fs.Args(), os.Stdin, os.Stdout)
 }
 
 // errRejected makes caddycmd.Main exit with status 1. It is never printed:
@@ -88,8 +98,11 @@ var errRejected = errors.New("token rejected")
 // exitStatus prints a usage error and hands the exit status to
 // caddycmd.Main, which exits 1 on any error and with the status of its own
 // (unexported) exit error otherwise; only WrapCommandFuncForCobra makes
-// one. The error is printed as is rather than logged, as Caddy commands
-// usually do, because its list of candidate handlers spans lines.
+// one. RunE is not WrapCommandFuncForCobra(cmdClerkToken) itself because
+// that logs every error: a rejection, which needs one to exit 1, would be
+// logged after the verdict said why. The error is printed as is rather
+// than logged, as Caddy commands usually do, because its list of candidate
+// handlers spans lines.
 func exitStatus(cmd *cobra.Command, code int, err error) error {
 	cmd.SilenceErrors = true
 	if err != nil {
