@@ -24,6 +24,7 @@ type clerkRoute struct {
 	raw    json.RawMessage
 }
 
+// cfgRoute is as much of a Caddy route as the walk needs.
 type cfgRoute struct {
 	Match  []map[string]json.RawMessage `json:"match"`
 	Handle []json.RawMessage            `json:"handle"`
@@ -58,8 +59,12 @@ func findClerkRoutes(cfgJSON []byte) ([]clerkRoute, error) {
 	return found, nil
 }
 
+// walkRoutes appends the clerk_auth handlers of routes to found. outer are
+// the matcher sets of the routes around them, since a request must pass
+// those too.
 func walkRoutes(server string, routes []cfgRoute, outer [][]map[string]json.RawMessage, found *[]clerkRoute) error {
 	for _, r := range routes {
+		// Clipped, so that sibling routes do not append into one array.
 		match := append(slices.Clip(outer), r.Match)
 		for _, raw := range r.Handle {
 			var h struct {
