@@ -1,0 +1,289 @@
+package clerkauth
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// catM2M is the cat header of Clerk's machine tokens. The verifier does not
+// need it (any category it does not know is refused); the report names it.
+const catM2M = "cl_B7d4PD333AAA"
+
+// unverified is a token taken apart without checking anything: what it
+// says, for display and for explaining a verdict, never for trusting.
+type unverified struct {
+	header    map[string]json.RawMessage
+	payload   []byte
+	claims    *claims // nil when the payload is not Clerk-shaped claims
+	claimsErr error   // why claims is nil
+}
+
+// decodeUnverified splits token as the verifier does and decodes its
+// header as strictly, but reads the payload leniently (any JSON, claims
+// optional) so the report can show what the verifier would refuse.
+func decodeUnverified(token string) (*unverified, error) {
+	rawHeader, rawPayload, _, ok := splitJWT(token)
+	if !ok {
+		return nil, errors.New("not a JWT: a JWT has exactly three dot-separated segments")
+	}
+	u := &unverified{}
+	if err := decodeSegment(rawHeader, &u.header); err != nil {
+		return nil, fmt.Errorf("header is %v", err)
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(rawPayload)
+	if err != nil {
+		return nil, errors.New("payload is not base64url")
+	}
+	if !json.Valid(payload) {
+		return nil, errors.New("payload is not JSON")
+	}
+	u.payload = payload
+	var c claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		u.claimsErr = err
+	} else {
+		u.claims = &c
+	}
+	return u, nil
+}
+
+// headerString returns a header parameter that is a JSON string; "" for
+// anything else, and for a token that did not decode (u == nil).
+func (u *unverified) headerString(name string) string {
+	if u == nil {
+		return ""
+	}
+	return rawString(u.header[name])
+}
+
+// Token kinds as the report names them.
+const (
+	kindOAuth   = "OAuth"
+	kindM2M     = "M2M"
+	kindUnknown = "unknown"
+)
+
+// kind tells what sort of token this is, the way the verifier decides
+// (typ, then cat, then sid), and how it was told.
+func (u *unverified) kind() (kind, how string) {
+	switch u.headerString("typ") {
+	case "at+jwt", "application/at+jwt":
+		return kindOAuth, "typ " + u.headerString("typ") + ": an OAuth access token, never accepted"
+	}
+	sub := ""
+	if u.claims != nil && u.claims.Sub != nil {
+		sub = *u.claims.Sub
+	}
+	if u.headerString("cat") == catM2M || strings.HasPrefix(sub, "mch_") {
+		return kindM2M, "a machine-to-machine token, never accepted"
+	}
+	class, err := classFromCategory(u.header["cat"])
+	switch {
+	case err != nil:
+		return kindUnknown, "cat is not a category Clerk uses for sessions or templates, never accepted"
+	case class != "":
+		return class, "from the cat header"
+	case u.claims != nil && u.claims.Sid != "":
+		return TokenTypeSession, "no cat header; it has a sid"
+	}
+	return TokenTypeTemplate, "no cat header and no sid"
+}
+
+// identity decodes the Clerk claims with the handler's own code, so the
+// report shows the org, permissions, features and plans the handler would
+// see. Absent sub and exp are read as empty: nothing is verified here.
+func (u *unverified) identity(class, rolesClaim string) *Identity {
+	c := *u.claims
+	if c.Sub == nil {
+		c.Sub = new(string)
+	}
+	if c.Exp == nil {
+		c.Exp = new(float64)
+	}
+	return newIdentity(&c, u.payload, class, rolesClaim)
+}
+
+// catLine shows the cat header with its meaning.
+func catLine(raw json.RawMessage) string {
+	meaning := "unknown category"
+	switch rawString(raw) {
+	case catSession:
+		meaning = "session token"
+	case catTemplate:
+		meaning = "JWT template token"
+	case catM2M:
+		meaning = "machine-to-machine (M2M) token"
+	case catIgnore:
+		meaning = "ignore: session if there is a sid, else JWT template"
+	}
+	if len(raw) == 0 {
+		return "(absent: session if there is a sid, else JWT template)"
+	}
+	return showRaw(raw) + " (" + meaning + ")"
+}
+
+// showRaw renders a JSON value for the report: strings bare, anything else
+// as JSON.
+func showRaw(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "(absent)"
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// inspectToken prints what the token says, verifying nothing. It returns
+// an error when the token cannot be decoded as a Clerk token at all.
+func inspectToken(w io.Writer, token string, now time.Time) error {
+	u, err := decodeUnverified(token)
+	if err != nil {
+		fmt.Fprintf(w, "Cannot decode the token: %v\n", err)
+		return err
+	}
+	fmt.Fprintln(w, "Header (decoded, NOT verified)")
+	for _, name := range []string{"alg", "kid", "typ", "cat"} {
+		v := showRaw(u.header[name])
+		if name == "cat" {
+			v = catLine(u.header[name])
+		}
+		fmt.Fprintf(w, "  %-4s %s\n", name, v)
+	}
+	if crit, ok := u.header["crit"]; ok {
+		fmt.Fprintf(w, "  crit %s (refused: clerk_auth supports no critical extensions)\n", crit)
+	}
+
+	var pretty bytes.Buffer
+	_ = json.Indent(&pretty, u.payload, "  ", "  ") // cannot fail: decodeUnverified checked json.Valid
+	fmt.Fprintf(w, "\nClaims\n  %s\n", pretty.Bytes())
+	if u.claims == nil {
+		fmt.Fprintf(w, "\nNot Clerk claims: %v\n", u.claimsErr)
+		return fmt.Errorf("claims: %v", u.claimsErr)
+	}
+	c := u.claims
+
+	fmt.Fprintf(w, "\nTimes (now %s)\n", now.UTC().Format(time.RFC3339))
+	for _, t := range []struct {
+		name string
+		sec  *float64
+	}{{"exp", c.Exp}, {"nbf", c.Nbf.ptr()}, {"iat", c.Iat.ptr()}} {
+		if t.sec == nil {
+			fmt.Fprintf(w, "  %s  (absent)\n", t.name)
+			continue
+		}
+		at := unixTime(*t.sec)
+		fmt.Fprintf(w, "  %s  %s (%s)\n", t.name, at.Format(time.RFC3339), relative(at, now))
+	}
+
+	kind, how := u.kind()
+	id := u.identity(kind, defaultRoles)
+	version := "v1"
+	if isV2(c.Version) {
+		version = "v2"
+	}
+	fmt.Fprintln(w, "\nToken")
+	row := func(k, v string) { fmt.Fprintf(w, "  %-12s %s\n", k, v) }
+	row("class", kind+" ("+how+")")
+	row("claims", version)
+	sub := "(absent)"
+	if c.Sub != nil {
+		sub = *c.Sub
+	}
+	row("sub", sub)
+	row("sid", orAbsent(c.Sid))
+	row("iss", orAbsent(c.Iss))
+	row("azp", orAbsent(c.Azp))
+	if len(c.Aud) > 0 {
+		row("aud", showRaw(c.Aud))
+	}
+	row("sts", orAbsent(id.SessionStatus))
+	if id.Actor != "" {
+		row("act", id.Actor+" (impersonating the user)")
+	}
+	if id.OrgID == "" {
+		row("org", "(no active organization)")
+	} else {
+		row("org", fmt.Sprintf("%s (slug %s, role %s)", id.OrgID, orAbsent(id.OrgSlug), orAbsent(id.OrgRole)))
+		row("permissions", listOrNone(id.OrgPermissions))
+		if p := id.PermissionsProblem(); p != "" {
+			row("", "treated as none: "+p)
+		}
+	}
+	row("features", scopedString(id.Features))
+	row("plans", scopedString(id.Plans))
+	if len(id.Roles()) > 0 {
+		row("roles", listOrNone(id.Roles())+" (claim "+defaultRoles+")")
+	}
+	return nil
+}
+
+func orAbsent(s string) string {
+	if s == "" {
+		return "(absent)"
+	}
+	return s
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "(none)"
+	}
+	return strings.Join(l, ", ")
+}
+
+// list renders configured values the way the fixes quote them.
+func list(l []string) string { return "[" + strings.Join(l, ", ") + "]" }
+
+func scopedString(s Scoped) string {
+	var parts []string
+	if len(s.Org) > 0 {
+		parts = append(parts, "org "+list(s.Org))
+	}
+	if len(s.User) > 0 {
+		parts = append(parts, "user "+list(s.User))
+	}
+	if len(parts) == 0 {
+		return "(none)"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// relative says when t is from now's point of view: "in 42s", "3m ago".
+func relative(t, now time.Time) string {
+	d := t.Sub(now)
+	switch {
+	case d > -time.Second/2 && d < time.Second/2:
+		return "now"
+	case d > 0:
+		return "in " + human(d)
+	}
+	return human(-d) + " ago"
+}
+
+// human renders a duration as people say it: 42s, 3m, 3m12s, 2h5m, 3d.
+func human(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	if d >= time.Hour {
+		d = d.Round(time.Minute)
+	} else {
+		d = d.Round(time.Second)
+	}
+	s := d.String() // 42s, 3m0s, 3m12s, 2h0m0s, 2h5m0s
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
