@@ -20,87 +20,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
 )
-
-// fakeClock is a settable clock for keySet and verifier. Its After channels
-// fire only when Advance reaches their deadline, so tests drive the backoff
-// and refresh waits of a keySet without ever sleeping.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-	added  chan struct{} // closed, and replaced, whenever After adds a timer
-}
-
-type fakeTimer struct {
-	at time.Time
-	d  time.Duration
-	ch chan time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock {
-	return &fakeClock{now: t, added: make(chan struct{})}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), d: d, ch: ch})
-	close(c.added)
-	c.added = make(chan struct{})
-	return ch
-}
-
-// Advance moves the clock and fires the timers it reaches.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	pending := c.timers[:0]
-	for _, tm := range c.timers {
-		if tm.at.After(c.now) {
-			pending = append(pending, tm)
-			continue
-		}
-		tm.ch <- c.now
-	}
-	c.timers = pending
-}
-
-// waitTimer waits until a timer is pending and returns the duration it was
-// set for. A keySet's fetcher sets one after every attempt, so this is how a
-// test knows an attempt has ended and the fetcher is idle: right after
-// Advance fired its timer, none is pending until the next attempt ends.
-// The deadline only catches a fetcher that never idles: an attempt is
-// bounded by the fetch timeout, but a starved machine running -race can
-// take many times that.
-func (c *fakeClock) waitTimer(t *testing.T) time.Duration {
-	t.Helper()
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		n, added := len(c.timers), c.added
-		if n > 0 {
-			d := c.timers[n-1].d
-			c.mu.Unlock()
-			return d
-		}
-		c.mu.Unlock()
-		select {
-		case <-added:
-		case <-deadline.C:
-			t.Fatal("the key set's fetcher never became idle")
-		}
-	}
-}
 
 // slack is how much later than the fetch timeout a bounded wait may end on a
 // loaded machine running -race; an unbounded one would not end at all.
@@ -114,7 +35,7 @@ var testKeySetOptions = keySetOptions{timeout: 2 * time.Second}.withDefaults()
 // newClockedKeySet starts a keySet on url whose clock and timers are clock's,
 // whose logs are observed, and whose fetches are counted on their own: the
 // package-level counter also counts what other tests' Caddy instances do.
-func newClockedKeySet(t *testing.T, url string, header http.Header, opts keySetOptions, clock *fakeClock) (*keySet, *observer.ObservedLogs) {
+func newClockedKeySet(t *testing.T, url string, header http.Header, opts keySetOptions, clock *fakeclock.Clock) (*keySet, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	ks := newKeySet(url, header, opts, zap.New(core))
@@ -127,10 +48,10 @@ func newClockedKeySet(t *testing.T, url string, header http.Header, opts keySetO
 
 // startClockedKeySet starts a keySet on url with testKeySetOptions and waits
 // until its first fetch has ended.
-func startClockedKeySet(t *testing.T, url string, clock *fakeClock) *keySet {
+func startClockedKeySet(t *testing.T, url string, clock *fakeclock.Clock) *keySet {
 	t.Helper()
 	ks, _ := newClockedKeySet(t, url, nil, testKeySetOptions, clock)
-	clock.waitTimer(t)
+	clock.WaitTimer(t)
 	return ks
 }
 
@@ -159,7 +80,7 @@ func TestKeySetOptionsDefaults(t *testing.T) {
 
 func TestKeySetUnknownKIDRefetchIsThrottledAndShared(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	if n := iss.Fetches(); n != 1 {
 		t.Fatalf("start-up made %d fetches, want 1", n)
@@ -201,7 +122,7 @@ func TestKeySetUnknownKIDRefetchIsThrottledAndShared(t *testing.T) {
 // fetch and gets the key, and a signature refetch joins it too.
 func TestKeySetConcurrentTriggersShareOneFetch(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	oldKID := iss.KID()
 	newKID := iss.AddKey()
@@ -236,7 +157,7 @@ func TestKeySetConcurrentTriggersShareOneFetch(t *testing.T) {
 // goroutines at once, make exactly one fetch per minInterval.
 func TestKeySetUnknownKIDFlood(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	before := fetchCounts(t, ks)
 
@@ -280,7 +201,7 @@ func TestKeySetUnknownKIDFlood(t *testing.T) {
 
 func TestKeySetKeepsGoodKeysOnBadResponses(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	kid := iss.KID()
 
@@ -340,7 +261,7 @@ func TestKeySetSlowBodyTimesOut(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, srv.URL, clock)
 	slow.Store(true)
 	clock.Advance(testKeySetOptions.minInterval)
@@ -361,9 +282,9 @@ func TestKeySetSlowBodyTimesOut(t *testing.T) {
 // maxStale, then the set fails closed, then it recovers with the issuer.
 func TestKeySetServesLastGoodKeysUpToMaxStale(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks, logs := newClockedKeySet(t, iss.JWKSURL(), nil, testKeySetOptions, clock)
-	clock.waitTimer(t)
+	clock.WaitTimer(t)
 	kid := iss.KID()
 	mustKey(t, ks, kid)
 	counts := fetchCounts(t, ks)
@@ -385,7 +306,7 @@ func TestKeySetServesLastGoodKeysUpToMaxStale(t *testing.T) {
 	for i, f := range faults {
 		iss.SetFault(f)
 		clock.Advance(step)
-		clock.waitTimer(t)
+		clock.WaitTimer(t)
 		if _, _, err := ks.key(context.Background(), kid); err != nil {
 			t.Fatalf("after %v of outage (fault %d: %+v): %v", time.Duration(i+1)*step, i, f, err)
 		}
@@ -406,7 +327,7 @@ func TestKeySetServesLastGoodKeysUpToMaxStale(t *testing.T) {
 
 	iss.ClearFault()
 	clock.Advance(maxRetryBackoff)
-	if d := clock.waitTimer(t); d != testKeySetOptions.refresh {
+	if d := clock.WaitTimer(t); d != testKeySetOptions.refresh {
 		t.Fatalf("after recovery the fetcher waits %v, want the refresh period", d)
 	}
 	mustKey(t, ks, kid)
@@ -444,7 +365,7 @@ func TestKeySetServesLastGoodKeysUpToMaxStale(t *testing.T) {
 func TestKeySetIssuerDownAtStart(t *testing.T) {
 	iss := clerktest.Start(t)
 	iss.SetFault(clerktest.Fault{Hang: true})
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks, _ := newClockedKeySet(t, iss.JWKSURL(), nil, testKeySetOptions, clock)
 
 	begin := time.Now()
@@ -456,12 +377,12 @@ func TestKeySetIssuerDownAtStart(t *testing.T) {
 		t.Fatalf("the first request waited %v, want about the %v timeout", took, testKeySetOptions.timeout)
 	}
 
-	if d := clock.waitTimer(t); d < minRetryBackoff/2 || d > minRetryBackoff {
+	if d := clock.WaitTimer(t); d < minRetryBackoff/2 || d > minRetryBackoff {
 		t.Fatalf("first retry in %v, want %v jittered down to half", d, minRetryBackoff)
 	}
 	iss.SetFault(clerktest.Fault{Status: http.StatusServiceUnavailable})
 	clock.Advance(time.Second)
-	if d := clock.waitTimer(t); d < minRetryBackoff || d > 2*minRetryBackoff {
+	if d := clock.WaitTimer(t); d < minRetryBackoff || d > 2*minRetryBackoff {
 		t.Fatalf("second retry in %v, want %v jittered down to half", d, 2*minRetryBackoff)
 	}
 	begin = time.Now()
@@ -474,7 +395,7 @@ func TestKeySetIssuerDownAtStart(t *testing.T) {
 
 	iss.ClearFault()
 	clock.Advance(time.Second)
-	if d := clock.waitTimer(t); d != testKeySetOptions.refresh {
+	if d := clock.WaitTimer(t); d != testKeySetOptions.refresh {
 		t.Fatalf("after the first success the fetcher waits %v, want the refresh period", d)
 	}
 	mustKey(t, ks, iss.KID())
@@ -488,7 +409,7 @@ func TestKeySetFirstRequestWaitsForFirstFetch(t *testing.T) {
 	iss.SetFault(clerktest.Fault{Delay: 200 * time.Millisecond})
 	opts := testKeySetOptions
 	opts.timeout = 5 * time.Second
-	ks, _ := newClockedKeySet(t, iss.JWKSURL(), nil, opts, newFakeClock(testNow))
+	ks, _ := newClockedKeySet(t, iss.JWKSURL(), nil, opts, fakeclock.New(testNow))
 	mustKey(t, ks, iss.KID())
 }
 
@@ -499,10 +420,10 @@ func TestKeySetInvalidSecretKey(t *testing.T) {
 	iss := clerktest.Start(t)
 	url := iss.APIURL() + clerktest.APIJWKSPath
 	wrong := "sk_test_" + rand.Text()
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks, logs := newClockedKeySet(t, url, http.Header{"Authorization": {"Bearer " + wrong}}, testKeySetOptions, clock)
 
-	if d := clock.waitTimer(t); d < maxRetryBackoff/2 || d > maxRetryBackoff {
+	if d := clock.WaitTimer(t); d < maxRetryBackoff/2 || d > maxRetryBackoff {
 		t.Fatalf("retry after an invalid secret key in %v, want %v jittered down to half", d, maxRetryBackoff)
 	}
 	if _, _, err := ks.key(context.Background(), iss.KID()); !errors.Is(err, errKeysUnavailable) {
@@ -513,7 +434,7 @@ func TestKeySetInvalidSecretKey(t *testing.T) {
 		t.Fatalf("want one error log about the secret key with status 401, got %v", errs)
 	}
 
-	good, goodLogs := newClockedKeySet(t, url, http.Header{"Authorization": {"Bearer " + iss.SecretKey()}}, testKeySetOptions, newFakeClock(testNow))
+	good, goodLogs := newClockedKeySet(t, url, http.Header{"Authorization": {"Bearer " + iss.SecretKey()}}, testKeySetOptions, fakeclock.New(testNow))
 	<-good.settled
 	mustKey(t, good, iss.KID())
 	for _, l := range append(logs.All(), goodLogs.All()...) {
@@ -528,9 +449,9 @@ func TestKeySetInvalidSecretKey(t *testing.T) {
 // throttle with kid misses) and hands back the new key.
 func TestKeySetRefetchAfterSameKIDRotation(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks, logs := newClockedKeySet(t, iss.JWKSURL(), nil, testKeySetOptions, clock)
-	clock.waitTimer(t)
+	clock.WaitTimer(t)
 	kid := iss.KID()
 	old := mustKey(t, ks, kid)
 	counts := fetchCounts(t, ks)
@@ -585,7 +506,7 @@ func TestKeySetRefetchAfterSameKIDRotation(t *testing.T) {
 // and refetches run while refreshes replace the key set.
 func TestKeySetConcurrentKeyDuringRefresh(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	base := iss.Keys()[0]
 	extraKey, err := clerktest.NewRSAKey(2048)
@@ -626,14 +547,14 @@ func TestKeySetConcurrentKeyDuringRefresh(t *testing.T) {
 			iss.SetKeys(base)
 		}
 		clock.Advance(testKeySetOptions.refresh)
-		clock.waitTimer(t)
+		clock.WaitTimer(t)
 	}
 	close(stop)
 	wg.Wait()
 	// A refresh may have joined a kid-miss fetch answered before the last
 	// SetKeys; one more refresh, with nothing else running, settles it.
 	clock.Advance(testKeySetOptions.refresh)
-	clock.waitTimer(t)
+	clock.WaitTimer(t)
 	if _, _, err := ks.key(context.Background(), extra.KID); !errors.Is(err, errUnknownKID) {
 		t.Fatalf("the last refresh served only the base key, but key(extra) = %v", err)
 	}

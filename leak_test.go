@@ -5,27 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/leakcheck"
 )
-
-// verifyNoLeaks checks, once the test and all its cleanups are done, that it
-// left no goroutine behind: no fetcher, no request-triggered fetch, no HTTP
-// connection. Call it first, so that its cleanup runs last. Goroutines that
-// were already there (earlier tests, Caddy) are not the test's concern.
-func verifyNoLeaks(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
 
 // waitFor polls cond, for what only the network can tell (such as a request
 // having reached the issuer); nothing here waits on a keySet's timers.
@@ -40,23 +30,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// goroutines returns the stack of every goroutine.
-func goroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Split(string(buf[:n]), "\n\n")
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
 // runningFetchers counts the goroutines running the background loop of ks.
 func runningFetchers(ks *keySet) int {
 	frame := fmt.Sprintf("(*keySet).run(%p)", ks)
 	n := 0
-	for _, g := range goroutines() {
+	for _, g := range leakcheck.Stacks() {
 		if strings.Contains(g, frame) {
 			n++
 		}
@@ -71,7 +49,7 @@ func runningFetchers(ks *keySet) int {
 func blockedFor(ks *keySet) int {
 	receiver := fmt.Sprintf("(%p", ks)
 	n := 0
-	for _, g := range goroutines() {
+	for _, g := range leakcheck.Stacks() {
 		state, _, _ := strings.Cut(g, "\n")
 		if strings.Contains(state, "[runnable") || strings.Contains(state, "[running") {
 			continue
@@ -119,11 +97,11 @@ func destructQuickly(t *testing.T, sets ...*keySet) {
 }
 
 func TestLeakKeySetsDestructed(t *testing.T) {
-	verifyNoLeaks(t)
+	leakcheck.Verify(t)
 	iss := clerktest.Start(t)
 	hung := testKeySetOptions
 	hung.timeout = hungTimeout
-	newSet := func(opts keySetOptions, clock *fakeClock) *keySet {
+	newSet := func(opts keySetOptions, clock *fakeclock.Clock) *keySet {
 		ks := newKeySet(iss.JWKSURL(), nil, opts, zap.NewNop())
 		if clock != nil {
 			ks.now, ks.after = clock.Now, clock.After
@@ -133,7 +111,7 @@ func TestLeakKeySetsDestructed(t *testing.T) {
 	}
 
 	t.Run("used and destructed", func(t *testing.T) {
-		verifyNoLeaks(t)
+		leakcheck.Verify(t)
 		for range 50 {
 			ks := newSet(testKeySetOptions, nil)
 			mustKey(t, ks, iss.KID())
@@ -142,7 +120,7 @@ func TestLeakKeySetsDestructed(t *testing.T) {
 	})
 
 	t.Run("while the first fetch hangs", func(t *testing.T) {
-		verifyNoLeaks(t)
+		leakcheck.Verify(t)
 		iss.SetFault(clerktest.Fault{Hang: true})
 		defer iss.ClearFault()
 		from := iss.Fetches()
@@ -155,10 +133,10 @@ func TestLeakKeySetsDestructed(t *testing.T) {
 	})
 
 	t.Run("while a kid-miss fetch hangs", func(t *testing.T) {
-		verifyNoLeaks(t)
-		clock := newFakeClock(testNow)
+		leakcheck.Verify(t)
+		clock := fakeclock.New(testNow)
 		ks := newSet(hung, clock)
-		clock.waitTimer(t)
+		clock.WaitTimer(t)
 		iss.SetFault(clerktest.Fault{Hang: true})
 		defer iss.ClearFault()
 		from := iss.Fetches()
@@ -172,13 +150,13 @@ func TestLeakKeySetsDestructed(t *testing.T) {
 	})
 
 	t.Run("while retries back off", func(t *testing.T) {
-		verifyNoLeaks(t)
+		leakcheck.Verify(t)
 		iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
 		defer iss.ClearFault()
 		for range 20 {
-			clock := newFakeClock(testNow)
+			clock := fakeclock.New(testNow)
 			ks := newSet(testKeySetOptions, clock)
-			if d := clock.waitTimer(t); d > minRetryBackoff {
+			if d := clock.WaitTimer(t); d > minRetryBackoff {
 				t.Fatalf("pending wait %v is not a retry backoff", d)
 			}
 			destructQuickly(t, ks)
@@ -192,7 +170,7 @@ func TestLeakKeySetsDestructed(t *testing.T) {
 // survives every reload, with one fetcher and one fetch, and goes away with
 // the last handler.
 func TestLeakUsagePoolReloadsKeepOneFetcher(t *testing.T) {
-	verifyNoLeaks(t)
+	leakcheck.Verify(t)
 	iss := clerktest.Start(t)
 	url := iss.JWKSURL()
 	pool := caddy.NewUsagePool()

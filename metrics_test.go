@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
 )
 
 // gather returns every series of g as name → "label=value,…" → value.
@@ -159,7 +160,7 @@ func TestMetricsFetchSeriesStartAtZero(t *testing.T) {
 // and a changed, an unchanged and a failed answer.
 func TestMetricsFetchCounters(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	wantFetchDelta(t, ks, nil, map[string]float64{"ok/startup": 1})
 
@@ -181,7 +182,7 @@ func TestMetricsFetchCounters(t *testing.T) {
 	}
 	iss.Rotate()
 	clock.Advance(testKeySetOptions.refresh)
-	clock.waitTimer(t)
+	clock.WaitTimer(t)
 
 	wantFetchDelta(t, ks, nil, map[string]float64{
 		"ok/startup":          1,
@@ -198,7 +199,7 @@ func TestMetricsFetchCounters(t *testing.T) {
 func TestMetricsJWKSGauges(t *testing.T) {
 	const age, keys = "caddy_clerk_auth_jwks_age_seconds", "caddy_clerk_auth_jwks_keys"
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	check := func(wantAge, wantKeys float64) {
 		t.Helper()
@@ -214,7 +215,7 @@ func TestMetricsJWKSGauges(t *testing.T) {
 	check(90, 1)
 	iss.AddKey()
 	clock.Advance(testKeySetOptions.refresh)
-	clock.waitTimer(t)
+	clock.WaitTimer(t)
 	check(0, 2)
 
 	if err := ks.Destruct(); err != nil {
@@ -233,7 +234,7 @@ func TestMetricsJWKSGauges(t *testing.T) {
 func TestMetricsJWKSGaugesBeforeFirstFetch(t *testing.T) {
 	iss := clerktest.Start(t)
 	iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
 	if got := jwksGauge(t, "caddy_clerk_auth_jwks_keys", ks.source); got != 0 {
 		t.Errorf("jwks_keys = %v, want 0", got)
@@ -248,14 +249,14 @@ func TestMetricsJWKSGaugesBeforeFirstFetch(t *testing.T) {
 // registry accepts it.
 func TestMetricsOneSeriesPerSource(t *testing.T) {
 	iss := clerktest.Start(t)
-	fresh, stale := newFakeClock(testNow), newFakeClock(testNow)
+	fresh, stale := fakeclock.New(testNow), fakeclock.New(testNow)
 	a := startClockedKeySet(t, iss.JWKSURL(), fresh)
 	b, _ := newClockedKeySet(t, iss.JWKSURL(), http.Header{"X-Other": {"1"}}, testKeySetOptions, stale)
-	stale.waitTimer(t)
+	stale.WaitTimer(t)
 
 	iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
 	stale.Advance(time.Hour) // b's refresh fails: its keys are an hour old
-	stale.waitTimer(t)
+	stale.WaitTimer(t)
 	if a.source != b.source {
 		t.Fatalf("sources differ: %q, %q", a.source, b.source)
 	}
