@@ -79,8 +79,8 @@ type Set struct {
 }
 
 // New makes a Set that fetches jwksURL, sending header (which may hold a
-// secret and is never logged) with every request. It fetches nothing until
-// Start.
+// secret and is never logged) with every request. Nothing is fetched in the
+// background until Start.
 func New(jwksURL string, header http.Header, opts Options, logger *zap.Logger) *Set {
 	opts = opts.withDefaults()
 	if opts.Clock == nil {
