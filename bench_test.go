@@ -13,9 +13,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // The benchmarks measure the plugin against the physical floor: one RSA
@@ -91,10 +91,7 @@ func BenchmarkServeHTTPCold(b *testing.B) {
 
 func benchVerifier(b *testing.B, iss *clerktest.Issuer) *verifier {
 	b.Helper()
-	ks := newKeySet(iss.JWKSURL(), nil, defaultKeySetOptions, zap.NewNop())
-	ks.start()
-	b.Cleanup(func() { _ = ks.Destruct() })
-	<-ks.settled
+	ks := startKeySet(b, iss.JWKSURL(), nil, jwks.DefaultOptions)
 	return newVerifier(ks, verifierConfig{issuers: []string{iss.URL}, leeway: defaultLeeway})
 }
 
@@ -112,8 +109,8 @@ func benchHandler(b *testing.B, iss *clerktest.Issuer, tokenCache *int) caddyhtt
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if ks, ok := h.verifier.keys.(*keySet); ok {
-		<-ks.settled
+	if ks, ok := h.verifier.keys.(*jwks.Set); ok {
+		<-ks.Settled()
 	}
 	return h
 }

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
 )
 
-func newCachedVerifier(t *testing.T, iss *clerktest.Issuer, clock *fakeClock) (*verifier, *[2]int) {
+func newCachedVerifier(t *testing.T, iss *clerktest.Issuer, clock *fakeclock.Clock) (*verifier, *[2]int) {
 	t.Helper()
 	v := newTestVerifier(t, iss)
 	v.now = clock.Now
@@ -33,7 +34,7 @@ func newCachedVerifier(t *testing.T, iss *clerktest.Issuer, clock *fakeClock) (*
 
 func TestVerifiedCacheWindow(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	v, counts := newCachedVerifier(t, iss, clock)
 	// Valid from testNow-10s-5s (nbf, leeway) to testNow+60s+5s (exp, leeway).
 	token := iss.Mint()
@@ -68,7 +69,7 @@ func TestVerifiedCacheWindow(t *testing.T) {
 
 func TestVerifiedCacheNotBefore(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	v, counts := newCachedVerifier(t, iss, clock)
 	token := iss.Mint(claimsOpt("nbf", testNow.Unix()-5, "iat", testNow.Unix()-5))
 	if _, err := v.verify(context.Background(), token); err != nil {
@@ -83,7 +84,7 @@ func TestVerifiedCacheNotBefore(t *testing.T) {
 
 func TestVerifiedCacheOnlyHoldsSuccesses(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	v, counts := newCachedVerifier(t, iss, clock)
 	bad := iss.Mint(claimsOpt("iss", "https://evil.example"))
 	for range 3 {
@@ -100,7 +101,7 @@ func TestVerifiedCacheOnlyHoldsSuccesses(t *testing.T) {
 // token one configuration accepted is still judged by another's rules.
 func TestVerifiedCacheConfigIsolation(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	lenient, _ := newCachedVerifier(t, iss, clock)
 	strict, _ := newCachedVerifier(t, iss, clock)
 	strict.authorizedParties = []string{"https://app.example.com"}
@@ -118,7 +119,7 @@ func TestVerifiedCacheConfigIsolation(t *testing.T) {
 
 func TestVerifiedCacheBounded(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	v, _ := newCachedVerifier(t, iss, clock)
 	v.cache = newVerifiedCache(64)
 	for i := range 1000 {
@@ -142,7 +143,7 @@ func TestVerifiedCacheBounded(t *testing.T) {
 
 func TestVerifiedCacheConcurrent(t *testing.T) {
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
+	clock := fakeclock.New(testNow)
 	v, _ := newCachedVerifier(t, iss, clock)
 	v.cache = newVerifiedCache(32)
 	tokens := make([]string, 50)

@@ -19,6 +19,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 func cfDuration(d time.Duration) *caddy.Duration {
@@ -615,7 +616,7 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 
 func TestProvisionAcceptsValidConfig(t *testing.T) {
 	base := cfClosedPortURL(t)
-	jwks := base + "/.well-known/jwks.json"
+	jwksURL := base + "/.well-known/jwks.json"
 	tests := []struct {
 		name        string
 		h           Handler
@@ -627,58 +628,58 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 			name:        "http loopback issuer with port",
 			h:           Handler{Issuers: []string{base}},
 			wantIssuers: []string{base},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  defaultLeeway,
 		},
 		{
 			name:        "trailing slash is dropped",
 			h:           Handler{Issuers: []string{base + "/"}},
 			wantIssuers: []string{base},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  defaultLeeway,
 		},
 		{
 			// jwks_url points at the closed port so no test reaches port 80
 			// or the network.
 			name:        "http localhost issuer",
-			h:           Handler{Issuers: []string{"http://localhost"}, JWKSURL: jwks},
+			h:           Handler{Issuers: []string{"http://localhost"}, JWKSURL: jwksURL},
 			wantIssuers: []string{"http://localhost"},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  defaultLeeway,
 		},
 		{
 			name:        "http IPv6 loopback issuer",
-			h:           Handler{Issuers: []string{"http://[::1]:3000"}, JWKSURL: jwks},
+			h:           Handler{Issuers: []string{"http://[::1]:3000"}, JWKSURL: jwksURL},
 			wantIssuers: []string{"http://[::1]:3000"},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  defaultLeeway,
 		},
 		{
 			name:        "https issuers, one with a trailing slash",
-			h:           Handler{Issuers: []string{"https://clerk.example.com/", "https://verb-noun-00.clerk.accounts.dev"}, JWKSURL: jwks},
+			h:           Handler{Issuers: []string{"https://clerk.example.com/", "https://verb-noun-00.clerk.accounts.dev"}, JWKSURL: jwksURL},
 			wantIssuers: []string{"https://clerk.example.com", "https://verb-noun-00.clerk.accounts.dev"},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  defaultLeeway,
 		},
 		{
 			name:        "leeway exactly 5m",
 			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(5 * time.Minute)},
 			wantIssuers: []string{base},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  5 * time.Minute,
 		},
 		{
 			name:        "leeway 0",
 			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(0)},
 			wantIssuers: []string{base},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  0,
 		},
 		{
 			name: "every option",
 			h: Handler{
 				Issuers:           []string{base},
-				JWKSURL:           jwks,
+				JWKSURL:           jwksURL,
 				Audiences:         []string{"your-api"},
 				AuthorizedParties: []string{"https://app.example.com"},
 				Leeway:            cfDuration(10 * time.Second),
@@ -691,7 +692,7 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 				},
 			},
 			wantIssuers: []string{base},
-			wantJWKS:    jwks,
+			wantJWKS:    jwksURL,
 			wantLeeway:  10 * time.Second,
 		},
 	}
@@ -707,7 +708,7 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 			if !reflect.DeepEqual(h.verifier.issuers, tc.wantIssuers) {
 				t.Errorf("issuers = %q, want %q", h.verifier.issuers, tc.wantIssuers)
 			}
-			if ks, _ := h.verifier.keys.(*keySet); ks == nil || ks.url != tc.wantJWKS {
+			if ks, _ := h.verifier.keys.(*jwks.Set); ks == nil || ks.URL() != tc.wantJWKS {
 				t.Errorf("key set %q, want one for %q", h.keySetKey, tc.wantJWKS)
 			}
 			if h.verifier.leeway != tc.wantLeeway {

@@ -460,7 +460,7 @@ func (b *corpusBuilder) signRaw(desc, rawHeader, rawPayload string) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	b.add(desc, input+"."+b64url(sig))
+	b.add(desc, input+"."+base64.RawURLEncoding.EncodeToString(sig))
 }
 
 // headerJSON is the header Clerk sends, as JSON members without braces.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -56,13 +57,13 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 		}
 		return 0, nil
 	}
-	if ks, ok := h.verifier.keys.(*keySet); ok {
-		d.jwksURL = ks.url
-		d.kids = ks.kids()
+	if ks, ok := h.verifier.keys.(*jwks.Set); ok {
+		d.jwksURL = ks.URL()
+		d.kids = ks.KIDs()
 		if d.ve.Reason == ReasonJWKSUnavailable {
 			// The key set only logs why its fetch failed; one more attempt
 			// gives the error to show, without the URL the fix already names.
-			d.fetchErr = ks.fetchOnce()
+			d.fetchErr = ks.FetchOnce()
 			if ue := (*url.Error)(nil); errors.As(d.fetchErr, &ue) {
 				d.fetchErr = ue.Err
 			}
@@ -74,18 +75,6 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 	}
 	fmt.Fprintf(w, "  fix     %s\n", d.fix())
 	return 1, nil
-}
-
-// kids lists the key ids the set holds now.
-func (ks *keySet) kids() []string {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	out := make([]string, 0, len(ks.keys))
-	for kid := range ks.keys {
-		out = append(out, kid)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // describeHandler prints which handler the token is checked against and
@@ -124,11 +113,11 @@ func keySource(k keyProvider) string {
 	switch k := k.(type) {
 	case staticKey:
 		return "jwt_key (networkless)"
-	case *keySet:
-		if k.header != nil {
-			return "Backend API " + k.url + " (with secret_key)"
+	case *jwks.Set:
+		if k.HasHeader() {
+			return "Backend API " + k.URL() + " (with secret_key)"
 		}
-		return "JWKS " + k.url
+		return "JWKS " + k.URL()
 	}
 	return fmt.Sprintf("%T", k)
 }

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // publishableKey is a decoded Clerk publishable key: pk_test_ or pk_live_
@@ -114,8 +116,8 @@ func parseJWTKey(s string) (*rsa.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("is a %T, Clerk keys are RSA", pub)
 	}
-	if rsaPub.N.BitLen() < minRSABits {
-		return nil, fmt.Errorf("is %d bits, at least %d are required", rsaPub.N.BitLen(), minRSABits)
+	if rsaPub.N.BitLen() < jwks.MinRSABits {
+		return nil, fmt.Errorf("is %d bits, at least %d are required", rsaPub.N.BitLen(), jwks.MinRSABits)
 	}
 	return rsaPub, nil
 }
@@ -124,6 +126,6 @@ func parseJWTKey(s string) (*rsa.PublicKey, error) {
 // token's kid says (Clerk's jwtKey does the same).
 type staticKey struct{ pub *rsa.PublicKey }
 
-func (k staticKey) key(context.Context, string) (*rsa.PublicKey, string, error) {
+func (k staticKey) Key(context.Context, string) (*rsa.PublicKey, string, error) {
 	return k.pub, "", nil
 }

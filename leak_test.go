@@ -2,61 +2,23 @@ package clerkauth
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/leakcheck"
 )
 
-// verifyNoLeaks checks, once the test and all its cleanups are done, that it
-// left no goroutine behind: no fetcher, no request-triggered fetch, no HTTP
-// connection. Call it first, so that its cleanup runs last. Goroutines that
-// were already there (earlier tests, Caddy) are not the test's concern.
-func verifyNoLeaks(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
-
-// waitFor polls cond, for what only the network can tell (such as a request
-// having reached the issuer); nothing here waits on a keySet's timers.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// goroutines returns the stack of every goroutine.
-func goroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Split(string(buf[:n]), "\n\n")
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
 // runningFetchers counts the goroutines running the background loop of ks.
-func runningFetchers(ks *keySet) int {
-	frame := fmt.Sprintf("(*keySet).run(%p)", ks)
+func runningFetchers(ks *jwks.Set) int {
+	frame := fmt.Sprintf("jwks.(*Set).run(%p)", ks)
 	n := 0
-	for _, g := range goroutines() {
+	for _, g := range leakcheck.Stacks() {
 		if strings.Contains(g, frame) {
 			n++
 		}
@@ -64,149 +26,34 @@ func runningFetchers(ks *keySet) int {
 	return n
 }
 
-// blockedFor counts the goroutines of ks (its fetcher and request-triggered
-// fetches: those with a frame of a method of ks) that are blocked. Once
-// Destruct has returned there must be none: each has run its deferred
-// wg.Done, after which it can only be runnable on its way out.
-func blockedFor(ks *keySet) int {
-	receiver := fmt.Sprintf("(%p", ks)
-	n := 0
-	for _, g := range goroutines() {
-		state, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(state, "[runnable") || strings.Contains(state, "[running") {
-			continue
-		}
-		if strings.Contains(g, "(*keySet).") && strings.Contains(g, receiver) {
-			n++
-		}
-	}
-	return n
-}
-
+// liveSetsFor counts the live key sets that fetch from source.
 func liveSetsFor(source string) int {
-	liveKeySets.Lock()
-	defer liveKeySets.Unlock()
 	n := 0
-	for ks := range liveKeySets.sets {
-		if ks.source == source {
+	for _, s := range jwks.Live() {
+		if s.Source == source {
 			n++
 		}
 	}
 	return n
-}
-
-// hungTimeout is the fetch timeout of sets whose fetches only Destruct
-// should end.
-const hungTimeout = 2 * time.Minute
-
-// destructQuickly destructs sets, checking that each Destruct returns only
-// once the set's goroutines have ended, and without waiting for the
-// timeouts of their fetches.
-func destructQuickly(t *testing.T, sets ...*keySet) {
-	t.Helper()
-	begin := time.Now()
-	for _, ks := range sets {
-		if err := ks.Destruct(); err != nil {
-			t.Fatal(err)
-		}
-		if n := blockedFor(ks); n > 0 {
-			t.Fatalf("Destruct returned with %d of the set's goroutines still blocked", n)
-		}
-	}
-	if took := time.Since(begin); took > hungTimeout/2 {
-		t.Fatalf("Destruct took %v: it waited for fetches instead of cancelling them", took)
-	}
-}
-
-func TestLeakKeySetsDestructed(t *testing.T) {
-	verifyNoLeaks(t)
-	iss := clerktest.Start(t)
-	hung := testKeySetOptions
-	hung.timeout = hungTimeout
-	newSet := func(opts keySetOptions, clock *fakeClock) *keySet {
-		ks := newKeySet(iss.JWKSURL(), nil, opts, zap.NewNop())
-		if clock != nil {
-			ks.now, ks.after = clock.Now, clock.After
-		}
-		ks.start()
-		return ks
-	}
-
-	t.Run("used and destructed", func(t *testing.T) {
-		verifyNoLeaks(t)
-		for range 50 {
-			ks := newSet(testKeySetOptions, nil)
-			mustKey(t, ks, iss.KID())
-			destructQuickly(t, ks)
-		}
-	})
-
-	t.Run("while the first fetch hangs", func(t *testing.T) {
-		verifyNoLeaks(t)
-		iss.SetFault(clerktest.Fault{Hang: true})
-		defer iss.ClearFault()
-		from := iss.Fetches()
-		var sets []*keySet
-		for range 20 {
-			sets = append(sets, newSet(hung, nil))
-		}
-		waitFor(t, "20 hanging fetches", func() bool { return iss.Fetches() >= from+20 })
-		destructQuickly(t, sets...)
-	})
-
-	t.Run("while a kid-miss fetch hangs", func(t *testing.T) {
-		verifyNoLeaks(t)
-		clock := newFakeClock(testNow)
-		ks := newSet(hung, clock)
-		clock.waitTimer(t)
-		iss.SetFault(clerktest.Fault{Hang: true})
-		defer iss.ClearFault()
-		from := iss.Fetches()
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		if _, _, err := ks.key(ctx, "ins_unknown"); !errors.Is(err, errUnknownKID) {
-			t.Fatalf("got %v, want errUnknownKID", err)
-		}
-		waitFor(t, "the hanging fetch", func() bool { return iss.Fetches() > from })
-		destructQuickly(t, ks)
-	})
-
-	t.Run("while retries back off", func(t *testing.T) {
-		verifyNoLeaks(t)
-		iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
-		defer iss.ClearFault()
-		for range 20 {
-			clock := newFakeClock(testNow)
-			ks := newSet(testKeySetOptions, clock)
-			if d := clock.waitTimer(t); d > minRetryBackoff {
-				t.Fatalf("pending wait %v is not a retry backoff", d)
-			}
-			destructQuickly(t, ks)
-		}
-	})
 }
 
 // TestLeakUsagePoolReloadsKeepOneFetcher plays config reloads the way Caddy
-// runs them, through a UsagePool as module.go does: the new config's
-// handlers are provisioned before the old ones are cleaned up. The key set
-// survives every reload, with one fetcher and one fetch, and goes away with
-// the last handler.
+// runs them, through a UsagePool and loadKeySet as provision.go does: the
+// new config's handlers are provisioned before the old ones are cleaned up.
+// The key set survives every reload, with one fetcher and one fetch, and
+// goes away with the last handler.
 func TestLeakUsagePoolReloadsKeepOneFetcher(t *testing.T) {
-	verifyNoLeaks(t)
+	leakcheck.Verify(t)
 	iss := clerktest.Start(t)
 	url := iss.JWKSURL()
 	pool := caddy.NewUsagePool()
-	provision := func() *keySet {
+	provision := func() *jwks.Set {
 		t.Helper()
-		v, _, err := pool.LoadOrNew(url, func() (caddy.Destructor, error) {
-			ks := newKeySet(url, nil, testKeySetOptions, zap.NewNop())
-			ks.start()
-			return ks, nil
-		})
+		ks, err := loadKeySet(pool, url, url, nil, jwks.Options{}, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return v.(*keySet)
+		return ks
 	}
 	cleanup := func(handlers int) (destructed bool) {
 		t.Helper()
@@ -220,11 +67,14 @@ func TestLeakUsagePoolReloadsKeepOneFetcher(t *testing.T) {
 		return destructed
 	}
 
-	cfg := []*keySet{provision(), provision()} // two sites, one key source
+	cfg := []*jwks.Set{provision(), provision()} // two sites, one key source
 	first := cfg[0]
-	mustKey(t, first, iss.KID())
+	source := first.Stats().Source
+	if _, _, err := first.Key(context.Background(), iss.KID()); err != nil {
+		t.Fatal(err)
+	}
 	for reload := range 50 {
-		next := []*keySet{provision(), provision()}
+		next := []*jwks.Set{provision(), provision()}
 		if cleanup(len(cfg)) {
 			t.Fatalf("reload %d destructed the shared key set", reload)
 		}
@@ -236,7 +86,7 @@ func TestLeakUsagePoolReloadsKeepOneFetcher(t *testing.T) {
 		if n := runningFetchers(first); n != 1 {
 			t.Fatalf("after reload %d: %d fetchers running, want 1", reload, n)
 		}
-		if n := liveSetsFor(first.source); n != 1 {
+		if n := liveSetsFor(source); n != 1 {
 			t.Fatalf("after reload %d: %d live key sets for the source, want 1", reload, n)
 		}
 		cfg = next
@@ -251,7 +101,7 @@ func TestLeakUsagePoolReloadsKeepOneFetcher(t *testing.T) {
 	if n := runningFetchers(first); n != 0 {
 		t.Fatalf("%d fetchers still running after the last cleanup", n)
 	}
-	if n := liveSetsFor(first.source); n != 0 {
+	if n := liveSetsFor(source); n != 0 {
 		t.Fatalf("%d key sets still reported after the last cleanup", n)
 	}
 }

@@ -1,18 +1,17 @@
 package clerkauth
 
 import (
-	"context"
 	"errors"
-	"maps"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // gather returns every series of g as name → "label=value,…" → value.
@@ -48,34 +47,6 @@ func scrape(t *testing.T) map[string]map[string]float64 {
 		t.Fatal(err)
 	}
 	return gather(t, reg)
-}
-
-// fetchCounts returns the fetches ks counted, as "result/trigger" → count.
-func fetchCounts(t *testing.T, ks *keySet) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(ks.fetches)
-	out := map[string]float64{}
-	key := strings.NewReplacer("result=", "", ",trigger=", "/")
-	for labels, v := range gather(t, reg)["caddy_clerk_auth_jwks_fetches_total"] {
-		out[key.Replace(labels)] = v
-	}
-	return out
-}
-
-// wantFetchDelta checks that the fetches ks counted moved by exactly want
-// since before.
-func wantFetchDelta(t *testing.T, ks *keySet, before, want map[string]float64) {
-	t.Helper()
-	got := map[string]float64{}
-	for k, v := range fetchCounts(t, ks) {
-		if d := v - before[k]; d != 0 {
-			got[k] = d
-		}
-	}
-	if !maps.Equal(got, want) {
-		t.Fatalf("jwks_fetches_total moved by %v, want %v", got, want)
-	}
 }
 
 // jwksGauge returns the value of a per-source gauge, failing if absent.
@@ -127,13 +98,29 @@ func TestMetricsRegisterReportsConflicts(t *testing.T) {
 	}
 }
 
-// TestMetricsKeySetsCountIntoTheRegisteredCounter: what tests count on a
-// set's own counter, production counts on the registered one.
+// startClockedKeySet starts a key set on url whose clock and timers are
+// clock's, and waits until its fetcher is idle after the first attempt.
+func startClockedKeySet(t *testing.T, url string, header http.Header, clock *fakeclock.Clock) *jwks.Set {
+	t.Helper()
+	ks := startKeySet(t, url, header, jwks.Options{Clock: clock})
+	clock.WaitTimer(t)
+	return ks
+}
+
+// TestMetricsKeySetsCountIntoTheRegisteredCounter: what the jwks tests count
+// through a set's own OnFetch, a handler's key set counts in the registered
+// jwks_fetches_total.
 func TestMetricsKeySetsCountIntoTheRegisteredCounter(t *testing.T) {
-	ks := newKeySet("https://clerk.example.com/.well-known/jwks.json", nil, keySetOptions{}, zap.NewNop())
-	defer ks.Destruct()
-	if ks.fetches != metrics.fetches {
-		t.Fatal("a new key set does not count its fetches in metrics.fetches")
+	const series = "result=" + jwks.FetchOK + ",trigger=" + jwks.TriggerStartup
+	iss := clerktest.Start(t)
+	before := scrape(t)["caddy_clerk_auth_jwks_fetches_total"][series]
+	h := &Handler{Issuers: []string{iss.URL}}
+	if err := cfProvision(t, h); err != nil {
+		t.Fatal(err)
+	}
+	<-h.verifier.keys.(*jwks.Set).Settled()
+	if got := scrape(t)["caddy_clerk_auth_jwks_fetches_total"][series]; got != before+1 {
+		t.Fatalf("jwks_fetches_total{%s} = %v after a new key set's first fetch, want %v", series, got, before+1)
 	}
 }
 
@@ -143,8 +130,8 @@ func TestMetricsFetchSeriesStartAtZero(t *testing.T) {
 	for labels, v := range scrape(t)["caddy_clerk_auth_jwks_fetches_total"] {
 		got[key.Replace(labels)] = v
 	}
-	for _, result := range []string{fetchOK, fetchUnchanged, fetchError} {
-		for _, trigger := range []string{triggerStartup, triggerRefresh, triggerKIDMiss, triggerSignature} {
+	for _, result := range []string{jwks.FetchOK, jwks.FetchUnchanged, jwks.FetchError} {
+		for _, trigger := range []string{jwks.TriggerStartup, jwks.TriggerRefresh, jwks.TriggerKIDMiss, jwks.TriggerSignature} {
 			if _, ok := got[result+"/"+trigger]; !ok {
 				t.Errorf("no series for result=%s trigger=%s", result, trigger)
 			}
@@ -155,57 +142,20 @@ func TestMetricsFetchSeriesStartAtZero(t *testing.T) {
 	}
 }
 
-// TestMetricsFetchCounters counts one fetch of each kind: every trigger,
-// and a changed, an unchanged and a failed answer.
-func TestMetricsFetchCounters(t *testing.T) {
-	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
-	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
-	wantFetchDelta(t, ks, nil, map[string]float64{"ok/startup": 1})
-
-	if _, _, err := ks.key(context.Background(), "ins_unknown"); !errors.Is(err, errUnknownKID) {
-		t.Fatalf("got %v, want errUnknownKID", err)
-	}
-	clock.Advance(testKeySetOptions.minInterval)
-	newKID := iss.Rotate()
-	mustKey(t, ks, newKID)
-	clock.Advance(testKeySetOptions.minInterval)
-	iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
-	if _, _, err := ks.key(context.Background(), "ins_unknown"); !errors.Is(err, errUnknownKID) {
-		t.Fatalf("got %v, want errUnknownKID", err)
-	}
-	iss.ClearFault()
-	clock.Advance(testKeySetOptions.minInterval)
-	if _, _, err := ks.refetch(context.Background(), newKID); err != nil {
-		t.Fatal(err)
-	}
-	iss.Rotate()
-	clock.Advance(testKeySetOptions.refresh)
-	clock.waitTimer(t)
-
-	wantFetchDelta(t, ks, nil, map[string]float64{
-		"ok/startup":          1,
-		"unchanged/kid_miss":  1,
-		"ok/kid_miss":         1,
-		"error/kid_miss":      1,
-		"unchanged/signature": 1,
-		"ok/refresh":          1,
-	})
-}
-
 // TestMetricsJWKSGauges: age and key count follow the set at scrape time,
 // and the set's series go away with it.
 func TestMetricsJWKSGauges(t *testing.T) {
 	const age, keys = "caddy_clerk_auth_jwks_age_seconds", "caddy_clerk_auth_jwks_keys"
 	iss := clerktest.Start(t)
-	clock := newFakeClock(testNow)
-	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
+	clock := fakeclock.New(testNow)
+	ks := startClockedKeySet(t, iss.JWKSURL(), nil, clock)
+	source := ks.Stats().Source
 	check := func(wantAge, wantKeys float64) {
 		t.Helper()
-		if got := jwksGauge(t, age, ks.source); got != wantAge {
+		if got := jwksGauge(t, age, source); got != wantAge {
 			t.Errorf("%s = %v, want %v", age, got, wantAge)
 		}
-		if got := jwksGauge(t, keys, ks.source); got != wantKeys {
+		if got := jwksGauge(t, keys, source); got != wantKeys {
 			t.Errorf("%s = %v, want %v", keys, got, wantKeys)
 		}
 	}
@@ -213,8 +163,8 @@ func TestMetricsJWKSGauges(t *testing.T) {
 	clock.Advance(90 * time.Second)
 	check(90, 1)
 	iss.AddKey()
-	clock.Advance(testKeySetOptions.refresh)
-	clock.waitTimer(t)
+	clock.Advance(jwks.DefaultOptions.Refresh)
+	clock.WaitTimer(t)
 	check(0, 2)
 
 	if err := ks.Destruct(); err != nil {
@@ -222,7 +172,7 @@ func TestMetricsJWKSGauges(t *testing.T) {
 	}
 	got := scrape(t)
 	for _, name := range []string{age, keys} {
-		if _, ok := got[name]["source="+ks.source]; ok {
+		if _, ok := got[name]["source="+source]; ok {
 			t.Errorf("%s still reports a destructed key set", name)
 		}
 	}
@@ -233,12 +183,12 @@ func TestMetricsJWKSGauges(t *testing.T) {
 func TestMetricsJWKSGaugesBeforeFirstFetch(t *testing.T) {
 	iss := clerktest.Start(t)
 	iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
-	clock := newFakeClock(testNow)
-	ks := startClockedKeySet(t, iss.JWKSURL(), clock)
-	if got := jwksGauge(t, "caddy_clerk_auth_jwks_keys", ks.source); got != 0 {
+	clock := fakeclock.New(testNow)
+	source := startClockedKeySet(t, iss.JWKSURL(), nil, clock).Stats().Source
+	if got := jwksGauge(t, "caddy_clerk_auth_jwks_keys", source); got != 0 {
 		t.Errorf("jwks_keys = %v, want 0", got)
 	}
-	if _, ok := scrape(t)["caddy_clerk_auth_jwks_age_seconds"]["source="+ks.source]; ok {
+	if _, ok := scrape(t)["caddy_clerk_auth_jwks_age_seconds"]["source="+source]; ok {
 		t.Error("jwks_age_seconds is reported before any successful fetch")
 	}
 }
@@ -248,18 +198,17 @@ func TestMetricsJWKSGaugesBeforeFirstFetch(t *testing.T) {
 // registry accepts it.
 func TestMetricsOneSeriesPerSource(t *testing.T) {
 	iss := clerktest.Start(t)
-	fresh, stale := newFakeClock(testNow), newFakeClock(testNow)
-	a := startClockedKeySet(t, iss.JWKSURL(), fresh)
-	b, _ := newClockedKeySet(t, iss.JWKSURL(), http.Header{"X-Other": {"1"}}, testKeySetOptions, stale)
-	stale.waitTimer(t)
+	fresh, stale := fakeclock.New(testNow), fakeclock.New(testNow)
+	a := startClockedKeySet(t, iss.JWKSURL(), nil, fresh).Stats().Source
+	b := startClockedKeySet(t, iss.JWKSURL(), http.Header{"X-Other": {"1"}}, stale).Stats().Source
 
 	iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
 	stale.Advance(time.Hour) // b's refresh fails: its keys are an hour old
-	stale.waitTimer(t)
-	if a.source != b.source {
-		t.Fatalf("sources differ: %q, %q", a.source, b.source)
+	stale.WaitTimer(t)
+	if a != b {
+		t.Fatalf("sources differ: %q, %q", a, b)
 	}
-	if got := jwksGauge(t, "caddy_clerk_auth_jwks_age_seconds", a.source); got != time.Hour.Seconds() {
+	if got := jwksGauge(t, "caddy_clerk_auth_jwks_age_seconds", a); got != time.Hour.Seconds() {
 		t.Fatalf("jwks_age_seconds = %v, want the stalest set's %v", got, time.Hour.Seconds())
 	}
 }

@@ -23,7 +23,7 @@ func init() {
 // sleeping.
 var timeNow = time.Now
 
-// keySets holds one keySet per key source, shared by every handler and
+// keySets holds one *jwks.Set per key source, shared by every handler and
 // across config reloads: a reload provisions the new handlers (which find
 // the existing set) before cleaning up the old ones.
 var keySets = caddy.NewUsagePool()

@@ -19,6 +19,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
 )
 
 // The integration tests drive one real Caddy (caddytest runs it in-process
@@ -788,7 +789,7 @@ func TestSignInRedirect(t *testing.T) {
 // injected, so no test sleeps.
 func TestCachedTokenExpires(t *testing.T) {
 	start := time.Now()
-	clock := newFakeClock(start)
+	clock := fakeclock.New(start)
 	timeNow = clock.Now
 	t.Cleanup(func() { timeNow = time.Now })
 

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // Provision checks the configuration and attaches the key source. It never
@@ -226,33 +229,46 @@ func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvid
 	}
 	// The options are part of the key, so a reload that changes them gets a
 	// set that honours them instead of the old one.
-	h.keySetKey = fmt.Sprintf("%s%s|%s|%s|%s|%s", jwksURL, poolKey, opts.refresh, opts.minInterval, opts.timeout, opts.maxStale)
-	val, _, err := keySets.LoadOrNew(h.keySetKey, func() (caddy.Destructor, error) {
-		ks := newKeySet(jwksURL, header, opts, h.logger.Named("jwks"))
-		ks.start()
-		return ks, nil
-	})
+	h.keySetKey = fmt.Sprintf("%s%s|%s|%s|%s|%s", jwksURL, poolKey, opts.Refresh, opts.MinInterval, opts.Timeout, opts.MaxStale)
+	ks, err := loadKeySet(keySets, h.keySetKey, jwksURL, header, opts, h.logger.Named("jwks"))
 	if err != nil {
 		return nil, fmt.Errorf("key set: %v", err)
 	}
-	return val.(*keySet), nil
+	return ks, nil
 }
 
-// keySetOptions applies the jwks_* settings over the defaults. A key set is
-// shared by every handler using the same source, so the first handler to
-// create it sets its options.
-func (h *Handler) keySetOptions() (keySetOptions, error) {
-	opts := defaultKeySetOptions
+// loadKeySet returns the key set pool holds under key, counting one more
+// user of it; the first user creates and starts it. A *jwks.Set is a
+// caddy.Destructor, so the pool destructs it once its last user is deleted.
+func loadKeySet(pool *caddy.UsagePool, key, jwksURL string, header http.Header, opts jwks.Options, logger *zap.Logger) (*jwks.Set, error) {
+	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		ks := jwks.New(jwksURL, header, opts, logger)
+		ks.Start()
+		return ks, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return val.(*jwks.Set), nil
+}
+
+// keySetOptions applies the jwks_* settings over the defaults, and has the
+// set count its fetches in jwks_fetches_total. A key set is shared by every
+// handler using the same source, so the first handler to create it sets its
+// options.
+func (h *Handler) keySetOptions() (jwks.Options, error) {
+	opts := jwks.DefaultOptions
+	opts.OnFetch = countFetch
 	for _, o := range []struct {
 		name string
 		set  caddy.Duration
 		dst  *time.Duration
 		min  time.Duration
 	}{
-		{"jwks_refresh", h.JWKSRefresh, &opts.refresh, time.Minute},
-		{"jwks_min_interval", h.JWKSMinInterval, &opts.minInterval, time.Second},
-		{"jwks_timeout", h.JWKSTimeout, &opts.timeout, 100 * time.Millisecond},
-		{"jwks_max_stale", h.JWKSMaxStale, &opts.maxStale, time.Minute},
+		{"jwks_refresh", h.JWKSRefresh, &opts.Refresh, time.Minute},
+		{"jwks_min_interval", h.JWKSMinInterval, &opts.MinInterval, time.Second},
+		{"jwks_timeout", h.JWKSTimeout, &opts.Timeout, 100 * time.Millisecond},
+		{"jwks_max_stale", h.JWKSMaxStale, &opts.MaxStale, time.Minute},
 	} {
 		if o.set == 0 {
 			continue
@@ -262,8 +278,8 @@ func (h *Handler) keySetOptions() (keySetOptions, error) {
 		}
 		*o.dst = time.Duration(o.set)
 	}
-	if opts.maxStale < opts.refresh {
-		return opts, fmt.Errorf("jwks_max_stale %s is shorter than jwks_refresh %s: keys would go stale between two refreshes", opts.maxStale, opts.refresh)
+	if opts.MaxStale < opts.Refresh {
+		return opts, fmt.Errorf("jwks_max_stale %s is shorter than jwks_refresh %s: keys would go stale between two refreshes", opts.MaxStale, opts.Refresh)
 	}
 	return opts, nil
 }

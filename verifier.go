@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // sessionPending is the sts of a session with unfinished tasks.
@@ -39,21 +41,18 @@ const maxTokenSize = 16 << 10
 // keyProvider yields the verification key for a token. It is the seam between
 // the verifier and the way keys are obtained (a shared JWKS cache, or a PEM).
 type keyProvider interface {
-	// key returns the RSA key for kid and, when the key set pins one, the
-	// only algorithm that key may be used with ("" = any RS*).
-	key(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
+	// Key returns the RSA key for kid and, when the key set pins one, the
+	// only algorithm that key may be used with ("" = any RS*). An error
+	// wrapping jwks.ErrUnknownKID means there are keys, but not for kid;
+	// any other means there are none to be had.
+	Key(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
 }
 
 // refetcher is a key source that can refresh a key that failed a signature
 // check, for keys rotated under an unchanged kid.
 type refetcher interface {
-	refetch(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
+	Refetch(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
 }
-
-var (
-	errKeysUnavailable = errors.New("no signing keys available")
-	errUnknownKID      = errors.New("kid not found in key set")
-)
 
 // verifierConfig is what a verifier checks tokens against.
 type verifierConfig struct {
@@ -100,12 +99,6 @@ type jwtHeader struct {
 	Typ  json.RawMessage `json:"typ"`
 	Cat  json.RawMessage `json:"cat"`
 	Crit json.RawMessage `json:"crit"`
-}
-
-var algHashes = map[string]crypto.Hash{
-	"RS256": crypto.SHA256,
-	"RS384": crypto.SHA384,
-	"RS512": crypto.SHA512,
 }
 
 // verify checks token and returns the identity it proves, from the cache of
@@ -167,14 +160,14 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	if err != nil {
 		return nil, cacheEntry{}, err
 	}
-	hash, ok := algHashes[hdr.Alg]
+	hash, ok := jwks.Hash(hdr.Alg)
 	if !ok {
 		return nil, cacheEntry{}, reject(ReasonInvalidAlgorithm, "alg %q is not one of RS256, RS384, RS512", truncate(hdr.Alg, 16))
 	}
 
-	pub, keyAlg, err := v.keys.key(ctx, hdr.Kid)
+	pub, keyAlg, err := v.keys.Key(ctx, hdr.Kid)
 	switch {
-	case errors.Is(err, errUnknownKID):
+	case errors.Is(err, jwks.ErrUnknownKID):
 		return nil, cacheEntry{}, &VerifyError{Reason: ReasonKIDMismatch, Err: err}
 	case err != nil:
 		return nil, cacheEntry{}, &VerifyError{Reason: ReasonJWKSUnavailable, Err: err}
@@ -200,7 +193,7 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		if !ok {
 			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
 		}
-		fresh, freshAlg, ferr := r.refetch(ctx, hdr.Kid)
+		fresh, freshAlg, ferr := r.Refetch(ctx, hdr.Kid)
 		if ferr != nil || fresh == nil || fresh.Equal(pub) || (freshAlg != "" && freshAlg != hdr.Alg) ||
 			rsa.VerifyPKCS1v15(fresh, hash, sum, sig) != nil {
 			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,26 +12,28 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // testNow is the fixed clock of the verifier tests: whole seconds, so the
 // leeway boundaries below are exact.
 var testNow = time.Unix(1_800_000_000, 0)
 
-// startKeySet runs a real keySet against url and waits for its first fetch.
-func startKeySet(t *testing.T, url string, opts keySetOptions) *keySet {
+// startKeySet runs a real key set against url and waits until its first
+// fetch has ended.
+func startKeySet(t testing.TB, url string, header http.Header, opts jwks.Options) *jwks.Set {
 	t.Helper()
-	ks := newKeySet(url, nil, opts, zap.NewNop())
-	ks.start()
+	ks := jwks.New(url, header, opts, zap.NewNop())
+	ks.Start()
 	t.Cleanup(func() { _ = ks.Destruct() })
-	<-ks.settled
+	<-ks.Settled()
 	return ks
 }
 
 func newTestVerifier(t *testing.T, iss *clerktest.Issuer) *verifier {
 	t.Helper()
 	iss.SetNow(func() time.Time { return testNow })
-	v := newVerifier(startKeySet(t, iss.JWKSURL(), defaultKeySetOptions), verifierConfig{
+	v := newVerifier(startKeySet(t, iss.JWKSURL(), nil, jwks.DefaultOptions), verifierConfig{
 		issuers: []string{iss.URL},
 		leeway:  defaultLeeway,
 	})

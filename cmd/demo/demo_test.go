@@ -323,7 +323,7 @@ var demoGoroutines = []string{
 	"created by github.com/caddyclerk/caddy-clerk-auth/cmd/demo.(*demo).startUpstream",
 	"created by github.com/caddyclerk/caddy-clerk-auth/internal/clerktest.NewAt",
 	"created by github.com/caddyserver/caddy/v2/modules/caddyhttp.(*App).Start",
-	"created by github.com/caddyclerk/caddy-clerk-auth.(*keySet).start",
+	"created by github.com/caddyclerk/caddy-clerk-auth/internal/jwks.(*Set).Start",
 }
 
 // assertNoDemoGoroutines checks that no goroutine the demo started is left.
