@@ -21,7 +21,7 @@ import (
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 )
 
-func cfDuration(d time.Duration) *caddy.Duration {
+func caddyDuration(d time.Duration) *caddy.Duration {
 	cd := caddy.Duration(d)
 	return &cd
 }
@@ -155,21 +155,21 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			input: `clerk_auth {
 				leeway 10s
 			}`,
-			want: Handler{Leeway: cfDuration(10 * time.Second)},
+			want: Handler{Leeway: caddyDuration(10 * time.Second)},
 		},
 		{
 			name: "leeway minutes",
 			input: `clerk_auth {
 				leeway 1m
 			}`,
-			want: Handler{Leeway: cfDuration(time.Minute)},
+			want: Handler{Leeway: caddyDuration(time.Minute)},
 		},
 		{
 			name: "leeway compound",
 			input: `clerk_auth {
 				leeway 1m30s
 			}`,
-			want: Handler{Leeway: cfDuration(90 * time.Second)},
+			want: Handler{Leeway: caddyDuration(90 * time.Second)},
 		},
 		{
 			// An explicit zero must be distinguishable from "unset" (5s default).
@@ -177,7 +177,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			input: `clerk_auth {
 				leeway 0
 			}`,
-			want: Handler{Leeway: cfDuration(0)},
+			want: Handler{Leeway: caddyDuration(0)},
 		},
 		{
 			// Range checks belong to Provision, so the Caddyfile and JSON
@@ -186,7 +186,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			input: `clerk_auth {
 				leeway 1d
 			}`,
-			want: Handler{Leeway: cfDuration(24 * time.Hour)},
+			want: Handler{Leeway: caddyDuration(24 * time.Hour)},
 		},
 		{
 			name: "roles lines stay separate",
@@ -241,7 +241,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 				JWKSURL:           "https://clerk.example.com/.well-known/jwks.json",
 				Audiences:         []string{"your-api"},
 				AuthorizedParties: []string{"https://app.example.com"},
-				Leeway:            cfDuration(10 * time.Second),
+				Leeway:            caddyDuration(10 * time.Second),
 				Roles:             [][]string{{"admin"}},
 				RolesClaim:        "metadata.roles",
 				Optional:          true,
@@ -256,7 +256,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 				t.Fatalf("UnmarshalCaddyfile: unexpected error: %v", err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("UnmarshalCaddyfile:\n got: %s\nwant: %s", cfJSON(t, got), cfJSON(t, tc.want))
+				t.Errorf("UnmarshalCaddyfile:\n got: %s\nwant: %s", jsonString(t, got), jsonString(t, tc.want))
 			}
 		})
 	}
@@ -405,7 +405,7 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			var h Handler
 			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
 			if err == nil {
-				t.Fatalf("UnmarshalCaddyfile: want an error containing %q, got none (handler %s)", tc.want, cfJSON(t, h))
+				t.Fatalf("UnmarshalCaddyfile: want an error containing %q, got none (handler %s)", tc.want, jsonString(t, h))
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -537,17 +537,17 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 		},
 		{
 			name: "leeway above 5m",
-			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(5*time.Minute + time.Second)},
+			h:    Handler{Issuers: okIssuer, Leeway: caddyDuration(5*time.Minute + time.Second)},
 			want: []string{"leeway 5m1s is out of range", "0 to 5m0s"},
 		},
 		{
 			name: "leeway of a day",
-			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(24 * time.Hour)},
+			h:    Handler{Issuers: okIssuer, Leeway: caddyDuration(24 * time.Hour)},
 			want: []string{"leeway 24h0m0s is out of range"},
 		},
 		{
 			name: "negative leeway",
-			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(-time.Second)},
+			h:    Handler{Issuers: okIssuer, Leeway: caddyDuration(-time.Second)},
 			want: []string{"leeway -1s is out of range"},
 		},
 		{
@@ -597,7 +597,7 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			err := cfProvision(t, &h)
+			err := provisionHandler(t, &h)
 			if err == nil {
 				t.Fatalf("Provision: want an error containing %q, got none", tc.want)
 			}
@@ -662,14 +662,14 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 		},
 		{
 			name:        "leeway exactly 5m",
-			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(5 * time.Minute)},
+			h:           Handler{Issuers: []string{base}, Leeway: caddyDuration(5 * time.Minute)},
 			wantIssuers: []string{base},
 			wantJWKS:    jwks,
 			wantLeeway:  5 * time.Minute,
 		},
 		{
 			name:        "leeway 0",
-			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(0)},
+			h:           Handler{Issuers: []string{base}, Leeway: caddyDuration(0)},
 			wantIssuers: []string{base},
 			wantJWKS:    jwks,
 			wantLeeway:  0,
@@ -681,7 +681,7 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 				JWKSURL:           jwks,
 				Audiences:         []string{"your-api"},
 				AuthorizedParties: []string{"https://app.example.com"},
-				Leeway:            cfDuration(10 * time.Second),
+				Leeway:            caddyDuration(10 * time.Second),
 				Roles:             [][]string{{"admin"}},
 				RolesClaim:        "public_metadata.roles",
 				Optional:          true,
@@ -698,7 +698,7 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			if err := cfProvision(t, &h); err != nil {
+			if err := provisionHandler(t, &h); err != nil {
 				t.Fatalf("Provision: unexpected error: %v", err)
 			}
 			if h.verifier == nil {
@@ -826,9 +826,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 	}
 }
 
-// cfProvision provisions h the way Caddy would and releases it again when the
+// provisionHandler provisions h the way Caddy would and releases it again when the
 // test ends, whether or not Provision succeeded.
-func cfProvision(t *testing.T, h *Handler) error {
+func provisionHandler(t *testing.T, h *Handler) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(func() {
@@ -855,7 +855,7 @@ func cfClosedPortURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func cfJSON(t *testing.T, v any) string {
+func jsonString(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -894,7 +894,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			if err := cfProvision(t, &h); err != nil {
+			if err := provisionHandler(t, &h); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(h.verifier.issuers, tc.wantIssuers) {
@@ -935,7 +935,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			err := cfProvision(t, &h)
+			err := provisionHandler(t, &h)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
