@@ -22,7 +22,7 @@ import (
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
-func cfDuration(d time.Duration) *caddy.Duration {
+func caddyDuration(d time.Duration) *caddy.Duration {
 	cd := caddy.Duration(d)
 	return &cd
 }
@@ -156,21 +156,21 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			input: `clerk_auth {
 				leeway 10s
 			}`,
-			want: Handler{Leeway: cfDuration(10 * time.Second)},
+			want: Handler{Leeway: caddyDuration(10 * time.Second)},
 		},
 		{
 			name: "leeway minutes",
 			input: `clerk_auth {
 				leeway 1m
 			}`,
-			want: Handler{Leeway: cfDuration(time.Minute)},
+			want: Handler{Leeway: caddyDuration(time.Minute)},
 		},
 		{
 			name: "leeway compound",
 			input: `clerk_auth {
 				leeway 1m30s
 			}`,
-			want: Handler{Leeway: cfDuration(90 * time.Second)},
+			want: Handler{Leeway: caddyDuration(90 * time.Second)},
 		},
 		{
 			// An explicit zero must be distinguishable from "unset" (5s default).
@@ -178,7 +178,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			input: `clerk_auth {
 				leeway 0
 			}`,
-			want: Handler{Leeway: cfDuration(0)},
+			want: Handler{Leeway: caddyDuration(0)},
 		},
 		{
 			// Range checks belong to Provision, so the Caddyfile and JSON
@@ -187,7 +187,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			input: `clerk_auth {
 				leeway 1d
 			}`,
-			want: Handler{Leeway: cfDuration(24 * time.Hour)},
+			want: Handler{Leeway: caddyDuration(24 * time.Hour)},
 		},
 		{
 			name: "roles lines stay separate",
@@ -242,7 +242,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 				JWKSURL:           "https://clerk.example.com/.well-known/jwks.json",
 				Audiences:         []string{"your-api"},
 				AuthorizedParties: []string{"https://app.example.com"},
-				Leeway:            cfDuration(10 * time.Second),
+				Leeway:            caddyDuration(10 * time.Second),
 				Roles:             [][]string{{"admin"}},
 				RolesClaim:        "metadata.roles",
 				Optional:          true,
@@ -257,7 +257,7 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 				t.Fatalf("UnmarshalCaddyfile: unexpected error: %v", err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("UnmarshalCaddyfile:\n got: %s\nwant: %s", cfJSON(t, got), cfJSON(t, tc.want))
+				t.Errorf("UnmarshalCaddyfile:\n got: %s\nwant: %s", jsonString(t, got), jsonString(t, tc.want))
 			}
 		})
 	}
@@ -406,7 +406,7 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			var h Handler
 			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
 			if err == nil {
-				t.Fatalf("UnmarshalCaddyfile: want an error containing %q, got none (handler %s)", tc.want, cfJSON(t, h))
+				t.Fatalf("UnmarshalCaddyfile: want an error containing %q, got none (handler %s)", tc.want, jsonString(t, h))
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -538,17 +538,17 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 		},
 		{
 			name: "leeway above 5m",
-			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(5*time.Minute + time.Second)},
+			h:    Handler{Issuers: okIssuer, Leeway: caddyDuration(5*time.Minute + time.Second)},
 			want: []string{"leeway 5m1s is out of range", "0 to 5m0s"},
 		},
 		{
 			name: "leeway of a day",
-			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(24 * time.Hour)},
+			h:    Handler{Issuers: okIssuer, Leeway: caddyDuration(24 * time.Hour)},
 			want: []string{"leeway 24h0m0s is out of range"},
 		},
 		{
 			name: "negative leeway",
-			h:    Handler{Issuers: okIssuer, Leeway: cfDuration(-time.Second)},
+			h:    Handler{Issuers: okIssuer, Leeway: caddyDuration(-time.Second)},
 			want: []string{"leeway -1s is out of range"},
 		},
 		{
@@ -598,7 +598,7 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			err := cfProvision(t, &h)
+			err := provisionHandler(t, &h)
 			if err == nil {
 				t.Fatalf("Provision: want an error containing %q, got none", tc.want)
 			}
@@ -615,7 +615,7 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 }
 
 func TestProvisionAcceptsValidConfig(t *testing.T) {
-	base := cfClosedPortURL(t)
+	base := closedPortURL(t)
 	jwksURL := base + "/.well-known/jwks.json"
 	tests := []struct {
 		name        string
@@ -663,14 +663,14 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 		},
 		{
 			name:        "leeway exactly 5m",
-			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(5 * time.Minute)},
+			h:           Handler{Issuers: []string{base}, Leeway: caddyDuration(5 * time.Minute)},
 			wantIssuers: []string{base},
 			wantJWKS:    jwksURL,
 			wantLeeway:  5 * time.Minute,
 		},
 		{
 			name:        "leeway 0",
-			h:           Handler{Issuers: []string{base}, Leeway: cfDuration(0)},
+			h:           Handler{Issuers: []string{base}, Leeway: caddyDuration(0)},
 			wantIssuers: []string{base},
 			wantJWKS:    jwksURL,
 			wantLeeway:  0,
@@ -682,7 +682,7 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 				JWKSURL:           jwksURL,
 				Audiences:         []string{"your-api"},
 				AuthorizedParties: []string{"https://app.example.com"},
-				Leeway:            cfDuration(10 * time.Second),
+				Leeway:            caddyDuration(10 * time.Second),
 				Roles:             [][]string{{"admin"}},
 				RolesClaim:        "public_metadata.roles",
 				Optional:          true,
@@ -699,7 +699,7 @@ func TestProvisionAcceptsValidConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			if err := cfProvision(t, &h); err != nil {
+			if err := provisionHandler(t, &h); err != nil {
 				t.Fatalf("Provision: unexpected error: %v", err)
 			}
 			if h.verifier == nil {
@@ -827,9 +827,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 	}
 }
 
-// cfProvision provisions h the way Caddy would and releases it again when the
+// provisionHandler provisions h the way Caddy would and releases it again when the
 // test ends, whether or not Provision succeeded.
-func cfProvision(t *testing.T, h *Handler) error {
+func provisionHandler(t *testing.T, h *Handler) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(func() {
@@ -841,9 +841,9 @@ func cfProvision(t *testing.T, h *Handler) error {
 	return h.Provision(ctx)
 }
 
-// cfClosedPortURL returns an http URL on a loopback port nobody listens on,
+// closedPortURL returns an http URL on a loopback port nobody listens on,
 // so background JWKS fetches fail at once without touching the network.
-func cfClosedPortURL(t *testing.T) string {
+func closedPortURL(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -856,7 +856,7 @@ func cfClosedPortURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func cfJSON(t *testing.T, v any) string {
+func jsonString(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -895,7 +895,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			if err := cfProvision(t, &h); err != nil {
+			if err := provisionHandler(t, &h); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(h.verifier.issuers, tc.wantIssuers) {
@@ -936,7 +936,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.h
-			err := cfProvision(t, &h)
+			err := provisionHandler(t, &h)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}

@@ -85,7 +85,7 @@ func TestClerkTokenCheck(t *testing.T) {
 }
 
 func TestClerkTokenCheckJWKSUnavailable(t *testing.T) {
-	closed := cfClosedPortURL(t)
+	closed := closedPortURL(t)
 	cfg := adaptCaddyfile(t, ":8080 {\n\tclerk_auth {\n\t\tissuer "+closed+"\n\t}\n}\n")
 	iss := clerktest.Start(t)
 	var out bytes.Buffer

@@ -115,7 +115,7 @@ func TestMetricsKeySetsCountIntoTheRegisteredCounter(t *testing.T) {
 	iss := clerktest.Start(t)
 	before := scrape(t)["caddy_clerk_auth_jwks_fetches_total"][series]
 	h := &Handler{Issuers: []string{iss.URL}}
-	if err := cfProvision(t, h); err != nil {
+	if err := provisionHandler(t, h); err != nil {
 		t.Fatal(err)
 	}
 	<-h.verifier.keys.(*jwks.Set).Settled()

@@ -5,117 +5,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddytest"
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
 )
-
-// The integration tests drive one real Caddy (caddytest runs it in-process
-// with its admin API on localhost:2999) against a fake Clerk issuer and a
-// recording upstream, both on ephemeral 127.0.0.1 ports. caddytest allows one
-// Caddy per process, so every such test lives in this package and none runs
-// in parallel.
-
-const caddyPort = 9080
-
-// upstream is a backend that records the headers of every request it gets.
-type upstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	seen []http.Header
-}
-
-func startUpstream(t *testing.T) *upstream {
-	t.Helper()
-	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.seen = append(u.seen, r.Header.Clone())
-		u.mu.Unlock()
-		fmt.Fprintf(w, "upstream saw user=%q", r.Header.Get("X-User-Id"))
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-// last returns the headers of the latest request, or nil if none arrived.
-func (u *upstream) last() http.Header {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.seen) == 0 {
-		return nil
-	}
-	return u.seen[len(u.seen)-1]
-}
-
-func (u *upstream) reset() {
-	u.mu.Lock()
-	u.seen = nil
-	u.mu.Unlock()
-}
-
-func (u *upstream) addr() string { return strings.TrimPrefix(u.URL, "http://") }
-
-// startCaddy loads a Caddyfile whose sites listen on caddyPort.
-func startCaddy(t *testing.T, sites string) *caddytest.Tester {
-	t.Helper()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`{
-	skip_install_trust
-	admin localhost:2999
-	http_port %d
-	auto_https off
-}
-%s`, caddyPort, sites), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	return tester
-}
-
-func get(t *testing.T, tester *caddytest.Tester, path string, header http.Header) (*http.Response, string) {
-	t.Helper()
-	return do(t, tester, http.MethodGet, path, header)
-}
-
-func do(t *testing.T, tester *caddytest.Tester, method, path string, header http.Header) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, fmt.Sprintf("http://localhost:%d%s", caddyPort, path), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if header != nil {
-		// Assigned, not added: header names reach Caddy exactly as written
-		// (x_user_id stays x_user_id), which the spoofing tests rely on.
-		req.Header = header.Clone()
-	}
-	resp, err := tester.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return resp, string(body)
-}
-
-func bearer(token string) http.Header {
-	return http.Header{"Authorization": {"Bearer " + token}}
-}
 
 // TestForwardsVerifiedIdentity is the product in one test: a valid token
 // reaches the upstream with the identity headers, and client-forged copies
@@ -150,7 +51,7 @@ func TestForwardsVerifiedIdentity(t *testing.T) {
 	forged["X_User_Id"] = []string{"user_forged_underscore"}
 	forged["x_org_id"] = []string{"org_forged"}
 
-	resp, body := get(t, tester, "/", forged)
+	resp, body := do(t, tester, http.MethodGet, "/", forged)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, body %q", resp.StatusCode, body)
 	}
@@ -253,7 +154,7 @@ func TestResponses(t *testing.T) {
 					continue // the pages route has no aud/azp rules; one pass suffices there
 				}
 				up.reset()
-				resp, body := get(t, tester, prefix+"x", tc.header)
+				resp, body := do(t, tester, http.MethodGet, prefix+"x", tc.header)
 				if resp.StatusCode != tc.status {
 					t.Fatalf("%s: status %d, want %d (body %q)", prefix, resp.StatusCode, tc.status, body)
 				}
@@ -298,7 +199,7 @@ func TestCookieAndPreflight(t *testing.T) {
 
 	t.Run("session cookie", func(t *testing.T) {
 		up.reset()
-		resp, body := get(t, tester, "/", http.Header{"Cookie": {"__session=" + iss.Mint()}})
+		resp, body := do(t, tester, http.MethodGet, "/", http.Header{"Cookie": {"__session=" + iss.Mint()}})
 		if resp.StatusCode != 200 || up.last().Get("X-User-Id") != clerktest.DefaultSubject {
 			t.Fatalf("status %d body %q upstream %v", resp.StatusCode, body, up.last())
 		}
@@ -306,13 +207,13 @@ func TestCookieAndPreflight(t *testing.T) {
 	t.Run("header wins over cookie", func(t *testing.T) {
 		h := bearer("bad.token.here")
 		h.Set("Cookie", "__session="+iss.Mint())
-		resp, _ := get(t, tester, "/", h)
+		resp, _ := do(t, tester, http.MethodGet, "/", h)
 		if resp.StatusCode != 401 {
 			t.Fatalf("status %d, want 401: an invalid header token must not fall back to the cookie", resp.StatusCode)
 		}
 	})
 	t.Run("token in the query string is ignored", func(t *testing.T) {
-		resp, _ := get(t, tester, "/?__session="+iss.Mint()+"&token="+iss.Mint(), nil)
+		resp, _ := do(t, tester, http.MethodGet, "/?__session="+iss.Mint()+"&token="+iss.Mint(), nil)
 		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" {
 			t.Fatalf("status %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
@@ -382,7 +283,7 @@ func TestOptional(t *testing.T) {
 			}
 			h.Set("X-User-Id", "user_forged")
 			h["X_USER_ID"] = []string{"user_forged"}
-			resp, body := get(t, tester, "/", h)
+			resp, body := do(t, tester, http.MethodGet, "/", h)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d (%q)", resp.StatusCode, tc.status, body)
 			}
@@ -467,7 +368,7 @@ func TestKeysUnavailable(t *testing.T) {
 	reverse_proxy %s
 }`, caddyPort, iss.URL, up.addr()))
 
-	resp, _ := get(t, tester, "/", bearer(iss.Mint()))
+	resp, _ := do(t, tester, http.MethodGet, "/", bearer(iss.Mint()))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
@@ -595,7 +496,7 @@ func TestRequirements(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s %d %s", tc.path, tc.status, tc.reason), func(t *testing.T) {
-			resp, body := get(t, tester, tc.path, bearer(tc.token))
+			resp, body := do(t, tester, http.MethodGet, tc.path, bearer(tc.token))
 			if resp.StatusCode != tc.status || tc.status != 200 && body != tc.reason {
 				t.Fatalf("status %d body %q, want %d %q", resp.StatusCode, body, tc.status, tc.reason)
 			}
@@ -672,24 +573,24 @@ func TestClerkNativeConfig(t *testing.T) {
 
 	t.Run("networkless PEM verifies without fetching", func(t *testing.T) {
 		before := iss.Fetches()
-		resp, _ := get(t, tester, "/pem/x", bearer(iss.Mint(clerktest.WithHeader(map[string]any{"kid": nil}))))
+		resp, _ := do(t, tester, http.MethodGet, "/pem/x", bearer(iss.Mint(clerktest.WithHeader(map[string]any{"kid": nil}))))
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 		if iss.Fetches() != before {
 			t.Fatal("jwt_key fetched a JWKS")
 		}
-		resp, _ = get(t, tester, "/pem/x", bearer(iss.Mint(clerktest.WithKey(clerktest.Start(t).PrivateKey()))))
+		resp, _ = do(t, tester, http.MethodGet, "/pem/x", bearer(iss.Mint(clerktest.WithKey(clerktest.Start(t).PrivateKey()))))
 		if resp.StatusCode != 401 {
 			t.Fatalf("forged token: status %d", resp.StatusCode)
 		}
 	})
 	t.Run("Backend API keys with the secret key", func(t *testing.T) {
-		resp, _ := get(t, tester, "/bapi/x", bearer(iss.Mint()))
+		resp, _ := do(t, tester, http.MethodGet, "/bapi/x", bearer(iss.Mint()))
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
-		resp, _ = get(t, tester, "/bad-secret/x", bearer(iss.Mint()))
+		resp, _ = do(t, tester, http.MethodGet, "/bad-secret/x", bearer(iss.Mint()))
 		if resp.StatusCode != 503 {
 			t.Fatalf("wrong secret key: status %d, want 503", resp.StatusCode)
 		}
@@ -705,7 +606,7 @@ func TestClerkNativeConfig(t *testing.T) {
 			}))
 		theirs := iss.Mint(clerktest.WithClaims(map[string]any{"iss": "https://other.clerk.accounts.dev", "sub": "user_other"}))
 		h := http.Header{"Cookie": {"__session=" + theirs + "; __session_QvfNY2dr=" + mine + "; __client_uat_QvfNY2dr=1"}}
-		resp, body := get(t, tester, "/pk/x", h)
+		resp, body := do(t, tester, http.MethodGet, "/pk/x", h)
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d %q", resp.StatusCode, body)
 		}
@@ -722,12 +623,12 @@ func TestClerkNativeConfig(t *testing.T) {
 	})
 	t.Run("pending sessions are signed out by default", func(t *testing.T) {
 		pending := iss.Mint(clerktest.WithClaims(map[string]any{"sts": "pending"}))
-		resp, _ := get(t, tester, "/pending/x", bearer(pending))
+		resp, _ := do(t, tester, http.MethodGet, "/pending/x", bearer(pending))
 		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "session-pending") {
 			t.Fatalf("status %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 		up.reset()
-		resp, _ = get(t, tester, "/pending-optional/x", bearer(pending))
+		resp, _ = do(t, tester, http.MethodGet, "/pending-optional/x", bearer(pending))
 		if resp.StatusCode != 200 || up.last().Get("X-User") != "" || up.last().Get("X-Reason") != ReasonSessionPending {
 			t.Fatalf("optional: status %d, upstream %v", resp.StatusCode, up.last())
 		}
@@ -817,7 +718,7 @@ func TestCachedTokenExpires(t *testing.T) {
 	}
 	for i, s := range steps {
 		clock.Advance(s.advance)
-		resp, _ := get(t, tester, "/", bearer(token))
+		resp, _ := do(t, tester, http.MethodGet, "/", bearer(token))
 		if resp.StatusCode != s.status {
 			t.Fatalf("step %d (+%s): status %d, want %d", i, clock.Now().Sub(start), resp.StatusCode, s.status)
 		}
@@ -858,7 +759,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"/", bearer(iss.Mint(clerktest.WithKey(clerktest.Start(t).PrivateKey()))), 401},
 		{"/opt/x", nil, 200},
 	} {
-		if resp, _ := get(t, tester, req.path, req.header); resp.StatusCode != req.status {
+		if resp, _ := do(t, tester, http.MethodGet, req.path, req.header); resp.StatusCode != req.status {
 			t.Fatalf("%s: status %d, want %d", req.path, resp.StatusCode, req.status)
 		}
 	}
@@ -910,12 +811,12 @@ func TestSameKIDRotation(t *testing.T) {
 	reverse_proxy %s
 }`, caddyPort, iss.URL, up.addr()))
 
-	if resp, _ := get(t, tester, "/", bearer(iss.Mint())); resp.StatusCode != 200 {
+	if resp, _ := do(t, tester, http.MethodGet, "/", bearer(iss.Mint())); resp.StatusCode != 200 {
 		t.Fatalf("before rotation: status %d", resp.StatusCode)
 	}
 	before := iss.Fetches()
 	iss.RotateSameKID()
-	if resp, _ := get(t, tester, "/", bearer(iss.Mint())); resp.StatusCode != 200 {
+	if resp, _ := do(t, tester, http.MethodGet, "/", bearer(iss.Mint())); resp.StatusCode != 200 {
 		t.Fatalf("token signed by the rotated key: status %d", resp.StatusCode)
 	}
 	if n := iss.Fetches() - before; n != 1 {
@@ -923,7 +824,7 @@ func TestSameKIDRotation(t *testing.T) {
 	}
 	forged := iss.Mint(clerktest.WithKey(clerktest.Start(t).PrivateKey()))
 	for range 20 {
-		if resp, _ := get(t, tester, "/", bearer(forged)); resp.StatusCode != 401 {
+		if resp, _ := do(t, tester, http.MethodGet, "/", bearer(forged)); resp.StatusCode != 401 {
 			t.Fatalf("forged token: status %d", resp.StatusCode)
 		}
 	}

@@ -228,18 +228,21 @@ func claimReq(path string, values ...string) []claimRequirement {
 func TestRequirementsNeedAnActiveOrg(t *testing.T) {
 	id := &Identity{OrgRole: "org:admin", OrgPermissions: []string{"org:teams:manage"}}
 	for _, tc := range []struct {
+		name string
 		spec reqSpec
 		want string
 	}{
-		{reqSpec{orgRoles: line("admin")}, ReasonMissingOrgRole},
-		{reqSpec{orgPermissions: line("teams:manage")}, ReasonMissingPermission},
+		{"org_role", reqSpec{orgRoles: line("admin")}, ReasonMissingOrgRole},
+		{"org_permission", reqSpec{orgPermissions: line("teams:manage")}, ReasonMissingPermission},
 	} {
-		req, err := tc.spec.build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := req.check(id).reason; got != tc.want {
-			t.Errorf("check = %q, want %q", got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := tc.spec.build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := req.check(id).reason; got != tc.want {
+				t.Errorf("check = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

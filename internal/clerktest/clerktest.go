@@ -36,7 +36,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -144,18 +143,6 @@ func NewAt(addr string) (*Issuer, error) {
 		_ = i.srv.Serve(ln)
 	}()
 	return i, nil
-}
-
-// Start is New for tests: it fails tb if the instance cannot be started and
-// registers Close with tb.Cleanup.
-func Start(tb testing.TB) *Issuer {
-	tb.Helper()
-	i, err := New()
-	if err != nil {
-		tb.Fatalf("clerktest.Start: %v", err)
-	}
-	tb.Cleanup(i.Close)
-	return i
 }
 
 // Close stops the server, drops open connections (so clients blocked on a

@@ -779,38 +779,46 @@ func TestFaults(t *testing.T) {
 }
 
 func TestCloseReleasesHangingRequests(t *testing.T) {
-	for _, f := range []Fault{{Hang: true}, {Delay: time.Hour}} {
-		iss, err := New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		iss.SetFault(f)
-		errc := make(chan error, 1)
-		go func() {
-			// No client timeout: only Close can end this request.
-			resp, err := http.Get(iss.JWKSURL())
-			if err == nil {
-				resp.Body.Close()
+	for _, tc := range []struct {
+		name  string
+		fault Fault
+	}{
+		{"hang", Fault{Hang: true}},
+		{"delay", Fault{Delay: time.Hour}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss, err := New()
+			if err != nil {
+				t.Fatal(err)
 			}
-			errc <- err
-		}()
-		for iss.Fetches() == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		start := time.Now()
-		iss.Close()
-		if took := time.Since(start); took > 2*time.Second {
-			t.Errorf("%+v: Close took %v with a request in flight", f, took)
-		}
-		select {
-		case err := <-errc:
-			if err == nil {
-				t.Errorf("%+v: request got an answer, want a connection error", f)
+			iss.SetFault(tc.fault)
+			errc := make(chan error, 1)
+			go func() {
+				// No client timeout: only Close can end this request.
+				resp, err := http.Get(iss.JWKSURL())
+				if err == nil {
+					resp.Body.Close()
+				}
+				errc <- err
+			}()
+			for iss.Fetches() == 0 {
+				time.Sleep(5 * time.Millisecond)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%+v: request still blocked after Close", f)
-		}
-		iss.Close() // idempotent
+			start := time.Now()
+			iss.Close()
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("Close took %v with a request in flight", took)
+			}
+			select {
+			case err := <-errc:
+				if err == nil {
+					t.Error("request got an answer, want a connection error")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("request still blocked after Close")
+			}
+			iss.Close() // idempotent
+		})
 	}
 }
 
