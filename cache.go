@@ -1,6 +1,7 @@
 package clerkauth
 
 import (
+	"crypto/rsa"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -36,13 +37,16 @@ type cacheShard struct {
 	entries map[string]cacheEntry
 }
 
-// cacheEntry holds a verified identity and the window in which the token
-// passes the time checks: [nbf - leeway, exp + leeway). A hit re-checks it,
-// so a cached token is never accepted outside the window verify would allow.
+// cacheEntry holds a verified identity, the window in which the token
+// passes the time checks, [nbf - leeway, exp + leeway), and the key that
+// verified it. A hit re-checks the window here and the key in verify, so a
+// cached token is never accepted where verifyFresh would refuse it.
 type cacheEntry struct {
 	id        *Identity
 	notBefore time.Time
 	expires   time.Time
+	kid       string
+	key       *rsa.PublicKey
 }
 
 func newVerifiedCache(size int) *verifiedCache {
@@ -57,17 +61,17 @@ func (c *verifiedCache) shard(token string) *cacheShard {
 	return &c.shards[maphash.String(c.seed, token)%cacheShards]
 }
 
-// get returns the identity for token if it verified before and now is
-// inside its validity window.
-func (c *verifiedCache) get(token string, now time.Time) (*Identity, bool) {
+// get returns the entry for token if it verified before and now is inside
+// its validity window.
+func (c *verifiedCache) get(token string, now time.Time) (cacheEntry, bool) {
 	s := c.shard(token)
 	s.mu.RLock()
 	e, ok := s.entries[token]
 	s.mu.RUnlock()
 	if !ok || now.Before(e.notBefore) || !now.Before(e.expires) {
-		return nil, false
+		return cacheEntry{}, false
 	}
-	return e.id, true
+	return e, true
 }
 
 // put remembers a verified token for its validity window.

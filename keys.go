@@ -126,6 +126,9 @@ func parseJWTKey(s string) (*rsa.PublicKey, error) {
 // token's kid says (Clerk's jwtKey does the same).
 type staticKey struct{ pub *rsa.PublicKey }
 
+// Current is always true: the one key never changes while configured.
+func (k staticKey) Current(string, *rsa.PublicKey) bool { return true }
+
 func (k staticKey) Key(context.Context, string) (*rsa.PublicKey, string, error) {
 	return k.pub, "", nil
 }

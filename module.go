@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -22,6 +23,10 @@ func init() {
 // timeNow is the handlers' clock; tests replace it to move time without
 // sleeping.
 var timeNow = time.Now
+
+// keySetClock is the clock of key sets created from now on; nil is the real
+// one. Tests set it to age keys past jwks_max_stale without waiting.
+var keySetClock jwks.Clock
 
 // keySets holds one *jwks.Set per key source, shared by every handler and
 // across config reloads: a reload provisions the new handlers (which find

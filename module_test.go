@@ -13,9 +13,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // TestForwardsVerifiedIdentity is the product in one test: a valid token
@@ -830,5 +832,69 @@ func TestSameKIDRotation(t *testing.T) {
 	}
 	if n := iss.Fetches() - before; n != 1 {
 		t.Fatalf("20 forged signatures inside jwks_min_interval caused %d more fetches", n-1)
+	}
+}
+
+// TestCachedTokenFollowsKeySet: a cached token is only as good as the key
+// that verified it. Once that key leaves the set, or the set is older than
+// jwks_max_stale, the cached token gets what an uncached one would.
+func TestCachedTokenFollowsKeySet(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		reason string
+		// breakKeys changes the key set after the token was cached.
+		breakKeys func(t *testing.T, tester *caddytest.Tester, iss *clerktest.Issuer, clock *fakeclock.Clock)
+	}{
+		{"key rotated out", http.StatusUnauthorized, ReasonKIDMismatch,
+			func(t *testing.T, tester *caddytest.Tester, iss *clerktest.Issuer, _ *fakeclock.Clock) {
+				iss.Rotate()
+				// A token under the new kid makes the set refetch, which
+				// drops the old key.
+				if resp, _ := do(t, tester, http.MethodGet, "/", bearer(iss.Mint())); resp.StatusCode != http.StatusOK {
+					t.Fatalf("token under the new key: status %d, want 200", resp.StatusCode)
+				}
+			}},
+		{"keys past jwks_max_stale", http.StatusServiceUnavailable, ReasonJWKSUnavailable,
+			func(t *testing.T, _ *caddytest.Tester, iss *clerktest.Issuer, clock *fakeclock.Clock) {
+				iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
+				clock.Advance(jwks.DefaultOptions.MaxStale + time.Minute)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			clock := fakeclock.New(start)
+			timeNow, keySetClock = clock.Now, clock
+			t.Cleanup(func() { timeNow, keySetClock = time.Now, nil })
+
+			iss := clerktest.Start(t)
+			iss.SetNow(clock.Now)
+			up := startUpstream(t)
+			tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		issuer %s
+	}
+	reverse_proxy %s
+}`, caddyPort, iss.URL, up.addr()))
+
+			// A JWT-template token that outlives the outage below.
+			token := iss.Mint(clerktest.Template(), clerktest.Lifetime(48*time.Hour))
+			for i := range 2 { // verified, then cached
+				if resp, _ := do(t, tester, http.MethodGet, "/", bearer(token)); resp.StatusCode != http.StatusOK {
+					t.Fatalf("request %d: status %d, want 200", i, resp.StatusCode)
+				}
+			}
+			tc.breakKeys(t, tester, iss, clock)
+			resp, _ := do(t, tester, http.MethodGet, "/", bearer(token))
+			if resp.StatusCode != tc.status {
+				t.Fatalf("cached token after the keys changed: status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.status == http.StatusUnauthorized {
+				if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, tc.reason) {
+					t.Errorf("WWW-Authenticate %q, want reason %s", got, tc.reason)
+				}
+			}
+		})
 	}
 }

@@ -259,6 +259,7 @@ func loadKeySet(pool *caddy.UsagePool, key, jwksURL string, header http.Header, 
 func (h *Handler) keySetOptions() (jwks.Options, error) {
 	opts := jwks.DefaultOptions
 	opts.OnFetch = countFetch
+	opts.Clock = keySetClock
 	for _, o := range []struct {
 		name string
 		set  caddy.Duration

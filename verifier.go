@@ -46,6 +46,11 @@ type keyProvider interface {
 	// wrapping jwks.ErrUnknownKID means there are keys, but not for kid;
 	// any other means there are none to be had.
 	Key(ctx context.Context, kid string) (*rsa.PublicKey, string, error)
+	// Current reports whether pub is still kid's key and still fit for use
+	// (not past the stale limit): the cache asks it on every hit, so that a
+	// key rotated out, or keys too old to trust, end cached tokens too. It
+	// must be cheap and never touch the network.
+	Current(kid string, pub *rsa.PublicKey) bool
 }
 
 // refetcher is a key source that can refresh a key that failed a signature
@@ -102,19 +107,23 @@ type jwtHeader struct {
 }
 
 // verify checks token and returns the identity it proves, from the cache of
-// verified tokens when it can.
+// verified tokens when it can. A cached token counts only while the key that
+// verified it is still current: a key rotated out of the set, or keys past
+// jwks_max_stale, send it through verifyFresh, which then gives exactly the
+// answer an uncached token gets.
 func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) {
 	if v.cache == nil {
 		id, _, err := v.verifyFresh(ctx, token)
 		return id, err
 	}
 	now := v.now()
-	id, hit := v.cache.get(token, now)
+	e, hit := v.cache.get(token, now)
+	hit = hit && v.keys.Current(e.kid, e.key)
 	if v.observeCache != nil {
 		v.observeCache(hit)
 	}
 	if hit {
-		return id, nil
+		return e.id, nil
 	}
 	id, window, err := v.verifyFresh(ctx, token)
 	if err == nil {
@@ -198,6 +207,7 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 			rsa.VerifyPKCS1v15(fresh, hash, sum, sig) != nil {
 			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
 		}
+		pub = fresh
 	}
 
 	payload, err := base64.RawURLEncoding.Strict().DecodeString(rawPayload)
@@ -220,7 +230,9 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	if err != nil {
 		return nil, cacheEntry{}, err
 	}
-	return id, v.window(&c, id), nil
+	e := v.window(&c, id)
+	e.kid, e.key = hdr.Kid, pub
+	return id, e, nil
 }
 
 // window is when the verified token passes the time checks, with leeway.

@@ -237,6 +237,19 @@ func (s *Set) cached(kid string) (*rsa.PublicKey, string, error) {
 	return nil, "", fmt.Errorf("%w: %q", ErrUnknownKID, kid)
 }
 
+// Current reports whether pub is the key the Set holds for kid and the keys
+// are younger than MaxStale. It never fetches. A key that a refetch
+// replaced with an equal one stays current.
+func (s *Set) Current(kid string, pub *rsa.PublicKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.Clock.Now().Sub(s.fetchedAt) > s.opts.MaxStale {
+		return false
+	}
+	k, ok := s.keys[kid]
+	return ok && (k.pub == pub || k.pub.Equal(pub))
+}
+
 // KIDs lists, sorted, the key ids the Set holds now.
 func (s *Set) KIDs() []string {
 	s.mu.Lock()

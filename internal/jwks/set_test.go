@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"net/http"
 	"reflect"
 	"sync"
@@ -354,5 +355,55 @@ func TestSetConcurrentKeyDuringRefresh(t *testing.T) {
 	clock.WaitTimer(t)
 	if _, _, err := ks.Key(context.Background(), extra.KID); !errors.Is(err, ErrUnknownKID) {
 		t.Fatalf("the last refresh served only the base key, but key(extra) = %v", err)
+	}
+}
+
+// Current is what a token cache asks on every hit: it must follow the keys
+// in hand and their age, and never fetch.
+func TestSetCurrent(t *testing.T) {
+	iss := clerktest.Start(t)
+	clock := fakeclock.New(testNow)
+	ks := startClockedSet(t, iss.JWKSURL(), clock)
+	kid := iss.KID()
+	pub := mustKey(t, ks.Set, kid)
+	other := &rsa.PublicKey{N: new(big.Int).Add(pub.N, big.NewInt(2)), E: pub.E}
+	fetches := iss.Fetches()
+	for _, tc := range []struct {
+		name string
+		kid  string
+		pub  *rsa.PublicKey
+		want bool
+	}{
+		{"the key in hand", kid, pub, true},
+		{"an equal copy of it, as a refetch installs", kid, &rsa.PublicKey{N: pub.N, E: pub.E}, true},
+		{"another key under the kid", kid, other, false},
+		{"a kid the set does not hold", "ins_gone", pub, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ks.Current(tc.kid, tc.pub); got != tc.want {
+				t.Errorf("Current = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := iss.Fetches(); got != fetches {
+		t.Errorf("Current fetched: %d fetches, want %d", got, fetches)
+	}
+
+	// The issuer goes down, so the background refreshes fail and the keys age.
+	iss.SetFault(clerktest.Fault{Status: http.StatusInternalServerError})
+	for _, tc := range []struct {
+		name    string
+		advance time.Duration
+		want    bool
+	}{
+		{"at MaxStale", testOptions.MaxStale, true},
+		{"past MaxStale", time.Nanosecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			if got := ks.Current(kid, pub); got != tc.want {
+				t.Errorf("Current = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
