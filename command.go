@@ -37,6 +37,10 @@ it stays out of your shell history:
 
 A leading "Bearer " is ignored, so a copied Authorization header works.
 
+Whatever the token says is printed as is when it is plain printable
+text and Go-quoted otherwise, so control characters, escape sequences
+and bidi overrides in a token cannot act on the terminal.
+
 --config
     The configuration to check the token against (Caddyfile or JSON).
 

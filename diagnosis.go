@@ -51,9 +51,9 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 	d.id = id
 
 	if d.ve == nil {
-		fmt.Fprintf(w, "\nVALID\n  status  200: the request goes on as %s\n", id.UserID)
+		fmt.Fprintf(w, "\nVALID\n  status  200: the request goes on as %s\n", shown(id.UserID))
 		if p := id.PermissionsProblem(); p != "" {
-			fmt.Fprintf(w, "  note    org permissions are treated as none: %s\n", p)
+			fmt.Fprintf(w, "  note    org permissions are treated as none: %s\n", shown(p))
 		}
 		return 0, nil
 	}
@@ -71,7 +71,7 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 	}
 	fmt.Fprintf(w, "\nREJECTED: %s\n  status  %s\n", d.ve.Reason, d.status())
 	if d.ve.Err != nil {
-		fmt.Fprintf(w, "  detail  %v\n", d.ve.Err)
+		fmt.Fprintf(w, "  detail  %s\n", shown(d.ve.Err.Error()))
 	}
 	fmt.Fprintf(w, "  fix     %s\n", d.fix())
 	return 1, nil
@@ -201,7 +201,7 @@ func (d *diagnosis) fix() string {
 				list(v.authorizedParties))
 		}
 		return fmt.Sprintf("azp %s is not in authorized_parties %s: if %s is your frontend, add it to authorized_parties; otherwise the token was requested from another site",
-			c.Azp, list(v.authorizedParties), c.Azp)
+			shown(c.Azp), list(v.authorizedParties), shown(c.Azp))
 	case ReasonInvalidIssuer:
 		return fmt.Sprintf("iss is %s but the config expects %s: set issuer (or publishable_key) to the instance that issued the token",
 			orAbsent(c.Iss), strings.Join(v.issuers, " or "))
@@ -221,7 +221,7 @@ func (d *diagnosis) fix() string {
 			return "the token has no kid, so no key of the JWKS can be chosen: Clerk's tokens always carry one; to verify without kid, use jwt_key"
 		}
 		return fmt.Sprintf("the token's kid %s is not in the JWKS at %s (it has %s): the token comes from another Clerk instance or keys rotated",
-			kid, d.jwksURL, list(d.kids))
+			shown(kid), d.jwksURL, list(d.kids))
 	case ReasonJWKSUnavailable:
 		if d.fetchErr == nil {
 			return fmt.Sprintf("%s could not be fetched in time, but a retry just now worked: a passing network problem; try again", d.jwksURL)
@@ -274,15 +274,15 @@ func (d *diagnosis) requirementFix() string {
 			return noOrg
 		}
 		return fmt.Sprintf("the token's org role is %s; the route requires one of %s: give the user one of these roles in organization %s",
-			id.OrgRole, want, orAbsent(id.OrgSlug))
+			shown(id.OrgRole), want, orAbsent(id.OrgSlug))
 	case ReasonMissingPermission:
 		if id.OrgID == "" {
 			return noOrg
 		}
 		s := fmt.Sprintf("the token's org permissions are %s; the route requires one of %s: grant one to the user's org role %s",
-			list(id.OrgPermissions), want, id.OrgRole)
+			list(id.OrgPermissions), want, shown(id.OrgRole))
 		if p := id.PermissionsProblem(); p != "" {
-			s += " (the token's permissions could not be decoded: " + p + ")"
+			s += " (the token's permissions could not be decoded: " + shown(p) + ")"
 		}
 		return s
 	case ReasonMissingFeature:
@@ -294,7 +294,7 @@ func (d *diagnosis) requirementFix() string {
 	case ReasonClaimMismatch:
 		got := "absent"
 		if v, ok := id.claim(d.unmet.claim); ok {
-			got = claimString(v)
+			got = shown(claimString(v))
 		}
 		return fmt.Sprintf("claim %s is %s; the route requires one of %s: set it in the session token or JWT template (or the user's metadata it comes from)",
 			d.unmet.claim, got, want)

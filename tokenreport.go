@@ -129,16 +129,20 @@ func catLine(raw json.RawMessage) string {
 }
 
 // showRaw renders a JSON value for the report: strings bare, anything else
-// as JSON.
+// as JSON on one line; both escaped where not printable.
 func showRaw(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return "(absent)"
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s
+		return shown(s)
 	}
-	return string(raw)
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil {
+		return shownJSON(raw)
+	}
+	return shownJSON(compact.Bytes())
 }
 
 // inspectToken prints what the token says, verifying nothing. It returns
@@ -146,7 +150,7 @@ func showRaw(raw json.RawMessage) string {
 func inspectToken(w io.Writer, token string, now time.Time) error {
 	u, err := decodeUnverified(token)
 	if err != nil {
-		fmt.Fprintf(w, "Cannot decode the token: %v\n", err)
+		fmt.Fprintf(w, "Cannot decode the token: %s\n", shown(err.Error()))
 		return err
 	}
 	fmt.Fprintln(w, "Header (decoded, NOT verified)")
@@ -158,14 +162,14 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 		fmt.Fprintf(w, "  %-4s %s\n", name, v)
 	}
 	if crit, ok := u.header["crit"]; ok {
-		fmt.Fprintf(w, "  crit %s (refused: clerk_auth supports no critical extensions)\n", crit)
+		fmt.Fprintf(w, "  crit %s (refused: clerk_auth supports no critical extensions)\n", showRaw(crit))
 	}
 
 	var pretty bytes.Buffer
 	_ = json.Indent(&pretty, u.payload, "  ", "  ") // cannot fail: decodeUnverified checked json.Valid
-	fmt.Fprintf(w, "\nClaims\n  %s\n", pretty.Bytes())
+	fmt.Fprintf(w, "\nClaims\n  %s\n", shownJSON(pretty.Bytes()))
 	if u.claims == nil {
-		fmt.Fprintf(w, "\nNot Clerk claims: %v\n", u.claimsErr)
+		fmt.Fprintf(w, "\nNot Clerk claims: %s\n", shown(u.claimsErr.Error()))
 		return fmt.Errorf("claims: %v", u.claimsErr)
 	}
 	c := u.claims
@@ -195,7 +199,7 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	row("claims", version)
 	sub := "(absent)"
 	if c.Sub != nil {
-		sub = *c.Sub
+		sub = shown(*c.Sub)
 	}
 	row("sub", sub)
 	row("sid", orAbsent(c.Sid))
@@ -206,15 +210,15 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	}
 	row("sts", orAbsent(id.SessionStatus))
 	if id.Actor != "" {
-		row("act", id.Actor+" (impersonating the user)")
+		row("act", shown(id.Actor)+" (impersonating the user)")
 	}
 	if id.OrgID == "" {
 		row("org", "(no active organization)")
 	} else {
-		row("org", fmt.Sprintf("%s (slug %s, role %s)", id.OrgID, orAbsent(id.OrgSlug), orAbsent(id.OrgRole)))
+		row("org", fmt.Sprintf("%s (slug %s, role %s)", shown(id.OrgID), orAbsent(id.OrgSlug), orAbsent(id.OrgRole)))
 		row("permissions", listOrNone(id.OrgPermissions))
 		if p := id.PermissionsProblem(); p != "" {
-			row("", "treated as none: "+p)
+			row("", "treated as none: "+shown(p))
 		}
 	}
 	row("features", scopedString(id.Features))
@@ -225,22 +229,33 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	return nil
 }
 
+// orAbsent renders a string claim, escaped where not printable.
 func orAbsent(s string) string {
 	if s == "" {
 		return "(absent)"
 	}
-	return s
+	return shown(s)
 }
 
+// listOrNone renders a list claim, each value escaped where not printable.
 func listOrNone(l []string) string {
 	if len(l) == 0 {
 		return "(none)"
 	}
-	return strings.Join(l, ", ")
+	return strings.Join(shownAll(l), ", ")
 }
 
-// list renders configured values the way the fixes quote them.
-func list(l []string) string { return "[" + strings.Join(l, ", ") + "]" }
+// list renders values, from the token or the config, the way the fixes
+// quote them, each escaped where not printable.
+func list(l []string) string { return "[" + strings.Join(shownAll(l), ", ") + "]" }
+
+func shownAll(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = shown(s)
+	}
+	return out
+}
 
 func scopedString(s Scoped) string {
 	var parts []string

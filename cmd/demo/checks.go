@@ -183,6 +183,10 @@ func (d *demo) printIntro(w io.Writer) {
 	if d.upstream == nil {
 		upstream = "your app (-upstream)"
 	}
+	logs := "on stderr (-v)"
+	if d.logFile != "" {
+		logs = d.logFile + "  (-v: on stderr instead)"
+	}
 	fmt.Fprintf(w, `caddy-clerk-auth demo
 
 DEVELOPMENT ONLY: the Clerk issuer below is a fake with throwaway keys, and its
@@ -193,9 +197,10 @@ sign-in page signs in anyone as anyone. Nothing here talks to Clerk.
     keys (JWKS)       %s
     sign-in page      %s
   upstream            %-28s  %s
+  Caddy's logs        %s
 
 %s was loaded with:
-`, d.caddyURL, d.caddyfile, d.issuer.URL, d.issuer.JWKSURL(), d.issuer.SignInURL(), d.upstreamAddr, upstream, d.caddyfile)
+`, d.caddyURL, d.caddyfile, d.issuer.URL, d.issuer.JWKSURL(), d.issuer.SignInURL(), d.upstreamAddr, upstream, logs, d.caddyfile)
 	for _, e := range d.env {
 		fmt.Fprintf(w, "  %s=%s\n", e.name, e.value)
 	}

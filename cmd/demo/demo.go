@@ -30,6 +30,7 @@ type demo struct {
 
 	caddyURL     string // Caddy's site, e.g. http://127.0.0.1:8080
 	caddyRunning bool
+	logFile      string   // where Caddy logs; "" for stderr (-v)
 	env          []envVar // what Caddyfile.example was loaded with
 }
 
@@ -39,7 +40,7 @@ func start(cfg config) (_ *demo, err error) {
 	d := &demo{caddyfile: cfg.caddyfile, lifetime: cfg.tokenLifetime}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, d.stop())
+			err = errors.Join(err, d.stop(), keepLogFile(d.logFile))
 		}
 	}()
 
@@ -87,7 +88,12 @@ func start(cfg config) (_ *demo, err error) {
 			return nil, err
 		}
 	}
-	if err := startCaddy(body, cfg.caddyfile); err != nil {
+	if !cfg.verbose {
+		if d.logFile, err = newLogFile(); err != nil {
+			return nil, fmt.Errorf("creating the file for Caddy's logs: %w (-v puts them on stderr instead)", err)
+		}
+	}
+	if err := startCaddy(body, cfg.caddyfile, d.logFile); err != nil {
 		return nil, err
 	}
 	d.caddyRunning = true
@@ -134,8 +140,9 @@ func (d *demo) startUpstream(port int) error {
 	return nil
 }
 
-// startCaddy adapts the Caddyfile and runs it in this process.
-func startCaddy(body []byte, filename string) error {
+// startCaddy adapts the Caddyfile and runs it in this process, logging to
+// logFile, or to stderr if it is "".
+func startCaddy(body []byte, filename, logFile string) error {
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": filename})
 	if err != nil {
 		return fmt.Errorf("adapting %s: %w", filename, err)
@@ -155,6 +162,16 @@ func startCaddy(body []byte, filename string) error {
 	// config into the user's Caddy config directory.
 	persist := false
 	cfg.Admin = &caddy.AdminConfig{Disabled: true, Config: &caddy.ConfigSettings{Persist: &persist}}
+	if logFile != "" {
+		if err := logToFile(&cfg, logFile); err != nil {
+			return err
+		}
+		// Until the config's logs are open, Caddy logs to stderr, and says
+		// there that it moves them. Buffered, as `caddy run` does, those
+		// lines go to the file too; if Caddy fails first, to stderr.
+		_, stderrLog, _ := caddy.BufferedLog()
+		defer caddy.UnbufferDefaultLogger(stderrLog)
+	}
 	if err := caddy.Run(&cfg); err != nil {
 		return fmt.Errorf("starting Caddy with %s: %w (-port 0 picks a free port)", filename, err)
 	}

@@ -51,8 +51,10 @@ func ephemeral() config {
 }
 
 // isolate restores the variables the demo sets for Caddyfile.example when
-// the test ends, so they do not leak into later tests.
+// the test ends, so they do not leak into later tests, and keeps the log
+// files of the test's demos in a directory of its own.
 func isolate(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // where Caddy's logs go
 	for _, name := range []string{"CLERK_ISSUER", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "SITE_ADDRESS", "UPSTREAM"} {
 		t.Setenv(name, "")
 	}
@@ -413,6 +415,8 @@ func TestParseFlags(t *testing.T) {
 		{"zero lifetime", []string{"-token-lifetime", "0s"}, config{}, "must be positive"},
 		{"port out of range", []string{"-port", "70000"}, config{}, "out of range"},
 		{"stray argument", []string{"serve"}, config{}, "unexpected arguments"},
+		{"Caddy's logs on stderr", []string{"-v"},
+			config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: time.Hour, verbose: true}, ""},
 		{"unknown flag", []string{"-verbose"}, config{}, "not defined"},
 	}
 	for _, tc := range tests {
@@ -438,74 +442,166 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+// demoProcess is the demo running as a process of its own, as `go run
+// ./cmd/demo` runs it.
+type demoProcess struct {
+	cmd     *exec.Cmd
+	stderr  *output
+	lines   chan string // stdout, line by line
+	exited  chan error
+	printed strings.Builder // the lines read so far
+}
+
+// startDemo starts the demo with args on ephemeral ports, with Caddy's
+// directories and the temporary directory in tmp, and waits until it is
+// ready.
+func startDemo(t *testing.T, tmp string, args ...string) *demoProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-config", exampleCaddyfile,
+		"-port", "0", "-issuer-port", "0", "-upstream-port", "0"}, args...)...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "HOME="+tmp, "TMPDIR="+tmp,
+		"XDG_DATA_HOME="+filepath.Join(tmp, "data"), "XDG_CONFIG_HOME="+filepath.Join(tmp, "config"))
+	p := &demoProcess{cmd: cmd, stderr: newOutput(), lines: make(chan string), exited: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20) // curl lines carry whole JWTs
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		// Only reached with the process alive if the test failed.
+		_ = cmd.Process.Kill()
+	})
+
+	timeout := time.After(60 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("demo exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", <-p.exited, p.printed.String(), p.stderr)
+			}
+			p.printed.WriteString(line + "\n")
+			ready = line == readyLine
+		case <-timeout:
+			t.Fatalf("no %q after 60s\nstdout:\n%s\nstderr:\n%s", readyLine, p.printed.String(), p.stderr)
+		}
+	}
+	return p
+}
+
+// stop sends sig and waits for the process to exit, reading the rest of
+// its output; it returns how the process exited.
+func (p *demoProcess) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	for line := range p.lines {
+		p.printed.WriteString(line + "\n")
+	}
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("demo still running 15s after %s", sig)
+	}
+	return nil
+}
+
 // TestSignalStopsCleanly runs the demo as a process and stops it the way a
 // user or a service manager would: it must exit 0 after cleaning up.
 func TestSignalStopsCleanly(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-config", exampleCaddyfile,
-				"-port", "0", "-issuer-port", "0", "-upstream-port", "0")
-			home := t.TempDir()
-			// Caddy's data and config directories go to a scratch place.
-			cmd.Env = append(os.Environ(), runMainEnv+"=1", "HOME="+home,
-				"XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			lines := make(chan string)
-			var printed strings.Builder
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				sc.Buffer(nil, 1<<20) // curl lines carry whole JWTs
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-				close(lines)
-				exited <- cmd.Wait()
-			}()
-			t.Cleanup(func() {
-				// Only reached with the process alive if the test failed.
-				_ = cmd.Process.Kill()
-			})
-
-			timeout := time.After(60 * time.Second)
-			for ready := false; !ready; {
-				select {
-				case line, ok := <-lines:
-					if !ok {
-						t.Fatalf("demo exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", <-exited, printed.String(), stderr.String())
-					}
-					printed.WriteString(line + "\n")
-					ready = line == readyLine
-				case <-timeout:
-					t.Fatalf("no %q after 60s\nstdout:\n%s\nstderr:\n%s", readyLine, printed.String(), stderr.String())
-				}
-			}
-			if err := cmd.Process.Signal(sig); err != nil {
-				t.Fatal(err)
-			}
-			for line := range lines {
-				printed.WriteString(line + "\n")
-			}
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Fatalf("demo exited with %v after %s, want 0\nstderr:\n%s", err, sig, stderr.String())
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatalf("demo still running 15s after %s", sig)
+			p := startDemo(t, t.TempDir())
+			if err := p.stop(t, sig); err != nil {
+				t.Fatalf("demo exited with %v after %s, want 0\nstderr:\n%s", err, sig, p.stderr)
 			}
 			// Its listeners died with it; TestRun checks that the demo
 			// closes them itself.
-			if !strings.HasSuffix(printed.String(), "Stopping.\n") {
-				t.Errorf("stdout does not end with Stopping.:\n%s", printed.String())
+			if !strings.HasSuffix(p.printed.String(), "Stopping.\n") {
+				t.Errorf("stdout does not end with Stopping.:\n%s", p.printed.String())
+			}
+		})
+	}
+}
+
+// logLines are the lines of out that are Caddy's JSON logs.
+func logLines(out string) []string {
+	var logs []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, `{"level"`) {
+			logs = append(logs, line)
+		}
+	}
+	return logs
+}
+
+// printedLogFile is the file the demo said Caddy's logs go to, "" if none.
+var printedLogFile = regexp.MustCompile(`(?m)^  Caddy's logs +(\S+\.log)\b`)
+
+// TestCaddyLogsStayOffTheTerminal runs the demo as a process, as a user
+// would in a terminal (stdout and stderr both on screen): Caddy's logs go
+// to the file it names, not between its instructions; -v puts them on
+// stderr instead.
+func TestCaddyLogsStayOffTheTerminal(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		verbose bool
+	}{
+		{"to a file", nil, false},
+		{"-v on stderr", []string{"-v"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			p := startDemo(t, tmp, tc.args...)
+			if err := p.stop(t, syscall.SIGINT); err != nil {
+				t.Fatalf("demo exited with %v, want 0\nstderr:\n%s", err, p.stderr)
+			}
+			stdout, stderr := p.printed.String(), p.stderr.String()
+			if logs := logLines(stdout); len(logs) > 0 {
+				t.Errorf("stdout has %d of Caddy's log lines, such as %s", len(logs), logs[0])
+			}
+			m := printedLogFile.FindStringSubmatch(stdout)
+			if tc.verbose {
+				if m != nil {
+					t.Errorf("with -v the demo names a log file, %s", m[1])
+				}
+				if !strings.Contains(stderr, `"msg":"server running"`) {
+					t.Errorf("with -v, stderr lacks Caddy's logs:\n%s", stderr)
+				}
+				return
+			}
+			if logs := logLines(stderr); len(logs) > 0 {
+				t.Errorf("stderr has %d of Caddy's log lines, such as %s", len(logs), logs[0])
+			}
+			if stderr != "" {
+				t.Errorf("stderr is not empty:\n%s", stderr)
+			}
+			if m == nil {
+				t.Fatalf("the demo does not say where Caddy's logs are:\n%s", stdout)
+			}
+			if filepath.Dir(m[1]) != tmp {
+				t.Errorf("log file %s is not in the temporary directory %s", m[1], tmp)
+			}
+			logs, err := os.ReadFile(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(logs), `"msg":"server running"`) {
+				t.Errorf("%s lacks Caddy's logs:\n%s", m[1], logs)
 			}
 		})
 	}

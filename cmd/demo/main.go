@@ -7,7 +7,8 @@
 //     a token minter and a sign-in page that signs in anyone as anyone;
 //   - a small upstream that shows the identity headers it received;
 //   - Caddy with clerk_auth, in this process, configured by Caddyfile.example
-//     with its {$...} placeholders pointed at the two servers above.
+//     with its {$...} placeholders pointed at the two servers above, and
+//     its logs written to a file in the temporary directory (-v: stderr).
 //
 // It then prints ready-to-paste curl lines (a valid token, an expired one, a
 // forged one, one without the required role, ...), runs each of them once
@@ -37,6 +38,7 @@ type config struct {
 	upstreamPort  int
 	upstream      string // host:port of the user's own app; "" runs the built-in one
 	tokenLifetime time.Duration
+	verbose       bool // Caddy's logs on stderr rather than in a file
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -50,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.upstream, "upstream", "", "host:port of your own app to put behind Caddy instead of the built-in upstream, e.g. 127.0.0.1:8000")
 	fs.DurationVar(&c.tokenLifetime, "token-lifetime", time.Hour,
 		"lifetime of the tokens the demo mints (Clerk's live 60s but clerk-js refreshes them; nothing does here)")
+	fs.BoolVar(&c.verbose, "v", false, "show Caddy's logs on stderr instead of writing them to a file in "+os.TempDir())
 	// fs.Parse reports its own errors on stderr; ours are reported alike.
 	if err := fs.Parse(args); err != nil {
 		return c, err

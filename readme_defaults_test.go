@@ -1,0 +1,175 @@
+package clerkauth
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
+)
+
+// documented is one default or limit the docs state, and the value the
+// code uses for it.
+type documented struct {
+	// where is README.md, SECURITY.md, or Handler.<json name> for the doc
+	// comment of that Handler field.
+	where string
+	// says is a regexp that must match exactly once in where; its first
+	// group that matched is the documented value. Each space in it matches
+	// any run of white space, so rewrapping the docs changes nothing.
+	says string
+	code any // time.Duration, int or string
+}
+
+// tableDefault is the Default column of the README row of a subdirective.
+func tableDefault(subdirective string) string {
+	return "(?m)^\\| `" + subdirective + "(?: [^`]*)?` \\| `([^`]+)` \\|"
+}
+
+// fieldDefault is the "Default: x." of a Handler field's doc comment, x
+// in backquotes or not.
+const fieldDefault = "Default: (?:`([^`]+)`|([^`\\s]+?)[.,]\\s)"
+
+// TestDocumentedDefaults ties every default and limit that README.md,
+// SECURITY.md and the Handler doc comments state to the constant the code
+// uses, so that neither can change alone. A statement this test no longer
+// finds fails it too: reword it here along with the docs.
+func TestDocumentedDefaults(t *testing.T) {
+	d := jwks.DefaultOptions
+	statements := []documented{
+		{"README.md", tableDefault("jwks_refresh"), d.Refresh},
+		{"README.md", tableDefault("jwks_min_interval"), d.MinInterval},
+		{"README.md", tableDefault("jwks_timeout"), d.Timeout},
+		{"README.md", tableDefault("jwks_max_stale"), d.MaxStale},
+		{"README.md", tableDefault("leeway"), defaultLeeway},
+		{"README.md", tableDefault("token_cache"), defaultTokenCacheSize},
+		{"README.md", tableDefault("api_url"), defaultAPIURL},
+		{"README.md", "`roles_claim <dotted.path>` \\| \\(default `([^`]+)`\\)", defaultRoles},
+		{"README.md", "unknown `kid` triggers at most one refetch per (\\d+ s)", d.MinInterval},
+		{"README.md", "Clock skew allowed[^|]*At most `([^`]+)`", maxLeeway},
+		{"README.md", "Tokens above (\\d+ KiB) are not cached", maxCachedTokenSize},
+		{"README.md", "Any RSA key of (\\d+) bits or more", jwks.MinRSABits},
+		{"README.md", "\\| 503 \\+ `Retry-After: (\\d+)`", retryAfter},
+
+		{"SECURITY.md", "at most (\\d+ minutes) of leeway", maxLeeway},
+		{"SECURITY.md", "of leeway \\(default (\\d+ s)\\)", defaultLeeway},
+		{"SECURITY.md", "Keys under (\\d+) bits", jwks.MinRSABits},
+		{"SECURITY.md", "tokens over (\\d+ KiB) are refused", maxTokenSize},
+		{"SECURITY.md", "`jwks_max_stale`, (\\d+ hours) by default", d.MaxStale},
+		{"SECURITY.md", "\\*\\*503\\*\\* with `Retry-After: (\\d+)`", retryAfter},
+
+		{"Handler.jwks_refresh", fieldDefault, d.Refresh},
+		{"Handler.jwks_min_interval", fieldDefault, d.MinInterval},
+		{"Handler.jwks_timeout", fieldDefault, d.Timeout},
+		{"Handler.jwks_max_stale", fieldDefault, d.MaxStale},
+		{"Handler.leeway", fieldDefault, defaultLeeway},
+		{"Handler.leeway", "At most (\\S+?):", maxLeeway},
+		{"Handler.token_cache", fieldDefault, defaultTokenCacheSize},
+		{"Handler.api_url", fieldDefault, defaultAPIURL},
+		{"Handler.roles_claim", fieldDefault, defaultRoles},
+		{"Handler.jwt_key", "at least (\\d+) bits", jwks.MinRSABits},
+	}
+	docs := map[string]string{}
+	for _, file := range []string{"README.md", "SECURITY.md"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[file] = strings.ReplaceAll(string(b), "\r\n", "\n")
+	}
+	for field, doc := range handlerFieldDocs(t) {
+		docs["Handler."+field] = doc
+	}
+	for _, s := range statements {
+		t.Run(fmt.Sprintf("%s %v", s.where, s.code), func(t *testing.T) {
+			text, ok := docs[s.where]
+			if !ok {
+				t.Fatalf("no %s to read", s.where)
+			}
+			m := regexp.MustCompile(strings.ReplaceAll(s.says, " ", `\s+`)).FindAllStringSubmatch(text, -1)
+			if len(m) != 1 {
+				t.Fatalf("%s matches %s %d times, want once: reword the test along with the docs", s.where, s.says, len(m))
+			}
+			said := ""
+			for _, group := range m[0][1:] {
+				if group != "" {
+					said = group
+					break
+				}
+			}
+			got, err := documentedValue(said, s.code)
+			if err != nil {
+				t.Fatalf("%s says %q: %v", s.where, m[0][0], err)
+			}
+			if got != s.code {
+				t.Errorf("%s says %q, the code uses %v", s.where, m[0][0], s.code)
+			}
+		})
+	}
+}
+
+// documentedValue reads what the docs say as the type of the code's value:
+// durations as Caddy reads them, or in words ("30 s", "5 minutes"); sizes
+// as a count or in KiB/MiB.
+func documentedValue(said string, like any) (any, error) {
+	switch like.(type) {
+	case time.Duration:
+		s := strings.Join(strings.Fields(said), "")
+		for word, unit := range map[string]string{"seconds": "s", "minutes": "m", "hours": "h"} {
+			s = strings.Replace(s, word, unit, 1)
+		}
+		return caddy.ParseDuration(s)
+	case int:
+		s, unit := strings.Join(strings.Fields(strings.ReplaceAll(said, ",", "")), ""), 1
+		for suffix, size := range map[string]int{"KiB": 1 << 10, "MiB": 1 << 20} {
+			if n, ok := strings.CutSuffix(s, suffix); ok {
+				s, unit = n, size
+			}
+		}
+		n, err := strconv.Atoi(s)
+		return n * unit, err
+	case string:
+		return said, nil
+	}
+	return nil, fmt.Errorf("the test cannot read a %T", like)
+}
+
+// handlerFieldDocs returns the doc comment of each Handler field by its
+// JSON name, as module.go has it.
+func handlerFieldDocs(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "module.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok || ts.Name.Name != "Handler" {
+			return true
+		}
+		for _, field := range ts.Type.(*ast.StructType).Fields.List {
+			if field.Tag == nil || field.Doc == nil {
+				continue
+			}
+			tag, _ := strconv.Unquote(field.Tag.Value)
+			name, _, _ := strings.Cut(reflect.StructTag(tag).Get("json"), ",")
+			docs[name] = field.Doc.Text()
+		}
+		return false
+	})
+	if len(docs) == 0 {
+		t.Fatal("module.go has no Handler fields with doc comments and JSON names")
+	}
+	return docs
+}
