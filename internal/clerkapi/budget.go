@@ -58,10 +58,10 @@ type flight struct {
 	err  error
 }
 
-// do runs fn once for every caller that asks for key while it runs. fn gets a context that
-// keeps ctx's values but not its cancellation: one caller giving up must
-// not fail the others, so each caller stops waiting on its own ctx instead,
-// and fn must bound itself.
+// do runs fn once for every caller that asks for key while it runs. fn
+// gets a context that keeps ctx's values but not its cancellation: one
+// caller giving up must not fail the others, so each caller stops waiting
+// on its own ctx instead, and fn must bound itself.
 func (f *flights) do(ctx context.Context, key [sha256.Size]byte, fn func(context.Context) ([]byte, error)) ([]byte, error) {
 	f.mu.Lock()
 	fl, joined := f.m[key]
@@ -90,8 +90,8 @@ func (f *flights) do(ctx context.Context, key [sha256.Size]byte, fn func(context
 	}
 }
 
-// shared sends k through the flights and the bucket: value, the secret k
-// resolves, only keys the flight as a hash.
+// shared sends k through the flights, then the bucket. value is the secret
+// that k resolves (a nonce, a token): only its hash keys the flight.
 func (c *Client) shared(ctx context.Context, k call, value string) ([]byte, error) {
 	key := sha256.Sum256([]byte(k.endpoint + "\x00" + value))
 	body, err := c.flights.do(ctx, key, func(ctx context.Context) ([]byte, error) {
