@@ -406,12 +406,12 @@ func TestParseFlags(t *testing.T) {
 		want    config
 		wantErr string
 	}{
-		{"defaults", nil, config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: time.Hour}, ""},
+		{"defaults", nil, config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: 60 * time.Second}, ""},
 		{"ephemeral ports and short tokens",
 			[]string{"-port", "0", "-issuer-port", "0", "-upstream-port", "0", "-token-lifetime", "3s"},
 			config{caddyfile: "Caddyfile.example", tokenLifetime: 3 * time.Second}, ""},
 		{"own upstream", []string{"-upstream", "127.0.0.1:8000", "-config", "x"},
-			config{caddyfile: "x", port: 8080, issuerPort: 8081, upstreamPort: 8082, upstream: "127.0.0.1:8000", tokenLifetime: time.Hour}, ""},
+			config{caddyfile: "x", port: 8080, issuerPort: 8081, upstreamPort: 8082, upstream: "127.0.0.1:8000", tokenLifetime: 60 * time.Second}, ""},
 		{"zero lifetime", []string{"-token-lifetime", "0s"}, config{}, "must be positive"},
 		{"port out of range", []string{"-port", "70000"}, config{}, "out of range"},
 		{"stray argument", []string{"serve"}, config{}, "unexpected arguments"},

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	_ "github.com/caddyclerk/caddy-clerk-auth"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
@@ -50,8 +51,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.issuerPort, "issuer-port", 8081, "the fake Clerk issuer's port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&c.upstreamPort, "upstream-port", 8082, "the built-in upstream's port on 127.0.0.1 (0: any free port)")
 	fs.StringVar(&c.upstream, "upstream", "", "host:port of your own app to put behind Caddy instead of the built-in upstream, e.g. 127.0.0.1:8000")
-	fs.DurationVar(&c.tokenLifetime, "token-lifetime", time.Hour,
-		"lifetime of the tokens the demo mints (Clerk's live 60s but clerk-js refreshes them; nothing does here)")
+	// Clerk's own lifetime by default, so that a browser session meets
+	// token expiry (and the handshake that renews it) within a minute.
+	fs.DurationVar(&c.tokenLifetime, "token-lifetime", clerktest.DefaultLifetime,
+		"lifetime of the session tokens the demo mints, 60s like Clerk's (longer keeps the printed curl lines valid longer)")
 	fs.BoolVar(&c.verbose, "v", false, "show Caddy's logs on stderr instead of writing them to a file in "+os.TempDir())
 	// fs.Parse reports its own errors on stderr; ours are reported alike.
 	if err := fs.Parse(args); err != nil {

@@ -14,6 +14,11 @@
 // for Clerk's Account Portal in local demos: it sets the __session cookie for
 // whoever presses a button.
 //
+// Like Clerk, it keeps its own client session (a cookie on its origin) and
+// hands fresh session tokens back to the app through the handshake: the
+// Frontend API's GET {URL}/v1/client/handshake and, for the nonce format, the
+// Backend API's GET {URL}/v1/clients/handshake_payload.
+//
 // Both JWKS endpoints can be made slow, broken or hostile with SetFault, and the
 // key set can be rotated while serving. Mint produces RS256 session tokens
 // shaped like Clerk's (v1 and v2), JWT-template and M2M tokens, and, through
@@ -75,6 +80,7 @@ type Issuer struct {
 	fetches atomic.Int64
 	fault   atomic.Pointer[Fault]
 	signIn  atomic.Pointer[SignInPage] // nil until EnableSignIn
+	hs      handshakeState
 
 	// life guards the transition to closed so that no handler can register
 	// in inflight after Close has started waiting on it.
@@ -135,6 +141,9 @@ func NewAt(addr string) (*Issuer, error) {
 	mux.HandleFunc(JWKSPath, i.jwksHandler(false))
 	mux.HandleFunc(APIJWKSPath, i.jwksHandler(true))
 	mux.HandleFunc(SignInPath, i.signInHandler)
+	mux.HandleFunc(SignOutPath, i.signOutHandler)
+	mux.HandleFunc(HandshakePath, i.handshakeHandler)
+	mux.HandleFunc(HandshakePayloadPath, i.payloadHandler)
 	i.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(i.served)
@@ -272,14 +281,21 @@ type Fault struct {
 // SetFault makes both JWKS endpoints misbehave as f describes, from the next
 // request on. It panics if f.Status is not a valid HTTP status code.
 func (i *Issuer) SetFault(f Fault) {
+	f = checkedFault("SetFault", f)
+	i.fault.Store(&f)
+}
+
+// checkedFault panics, naming the setter who, if f.Status is not a valid
+// HTTP status code, and returns f with its own copy of Body.
+func checkedFault(who string, f Fault) Fault {
 	if f.Status != 0 && (f.Status < 100 || f.Status > 999) {
-		panic(fmt.Sprintf("clerktest: SetFault: invalid HTTP status %d", f.Status))
+		panic(fmt.Sprintf("clerktest: %s: invalid HTTP status %d", who, f.Status))
 	}
 	if f.Body != nil {
 		// Own a copy so the caller may reuse its slice while we serve.
 		f.Body = append([]byte{}, f.Body...)
 	}
-	i.fault.Store(&f)
+	return f
 }
 
 // ClearFault restores normal answers on both JWKS endpoints.

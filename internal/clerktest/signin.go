@@ -1,7 +1,6 @@
 package clerktest
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"html/template"
@@ -15,6 +14,9 @@ import (
 // SignInPath is where the development sign-in page is served once
 // EnableSignIn has been called; until then it answers 404.
 const SignInPath = "/sign-in"
+
+// SignOutPath is where the development sign-in page signs out.
+const SignOutPath = "/sign-out"
 
 // SessionCookie is the cookie the sign-in page stores the session token in,
 // the one clerk-js sets on the application's domain.
@@ -35,9 +37,9 @@ type SignInUser struct {
 type SignInPage struct {
 	// Users offered on the page, one button each.
 	Users []SignInUser
-	// Lifetime of the session tokens the page mints; 0 means
-	// DefaultLifetime. Unlike clerk-js, nothing refreshes them: once a token
-	// has expired, the next page load is sent back to sign in.
+	// Lifetime of the session tokens the page and the handshake mint; 0
+	// means DefaultLifetime. No script refreshes them as clerk-js would:
+	// once a token has expired, only a handshake gets a fresh one.
 	Lifetime time.Duration
 }
 
@@ -47,11 +49,14 @@ type SignInPage struct {
 // configuration.
 //
 // GET SignInURL()?redirect_url=<page> shows one button per user; pressing one
-// mints a session token for that user (Mint with a fresh "sid", "azp" set to
-// the page's origin, and the user's Options), stores it in the __session
-// cookie and redirects back to the page. Cookies are scoped to a host, not a
-// port, so the cookie set here reaches an app on the same host: the page
-// therefore only redirects to loopback URLs on the host it was opened on.
+// starts a client session for that user and mints its first session token
+// (Mint with a fresh "sid", "azp" set to the page's origin, and the user's
+// Options). The token goes in the __session cookie, the sign-in time in
+// __client_uat, and the client session in ClientCookie (scoped to
+// ClientCookiePath), then the browser goes back to the page. Cookies are
+// scoped to a host, not a port, so the cookies set here reach an app on the
+// same host: the page therefore only redirects to loopback URLs on the host
+// it was opened on. A POST to SignOutURL ends the client session.
 //
 // Anyone who can load the page signs in as anyone: that is its purpose, and
 // why it must never be reachable outside a developer's machine.
@@ -65,6 +70,49 @@ func (i *Issuer) EnableSignIn(p SignInPage) {
 
 // SignInURL is the development sign-in page, URL + SignInPath.
 func (i *Issuer) SignInURL() string { return i.URL + SignInPath }
+
+// SignOutURL is where the sign-in page's sign-out button posts,
+// URL + SignOutPath.
+func (i *Issuer) SignOutURL() string { return i.URL + SignOutPath }
+
+// signOutHandler serves POST SignOutPath (form: redirect_url) once
+// EnableSignIn has been called: it ends the browser's client session, so
+// that the next handshake hands out signed-out directives, clears the app's
+// cookies as clerk-js would (__client_uat=0), and goes back to the page.
+func (i *Issuer) signOutHandler(w http.ResponseWriter, r *http.Request) {
+	if !i.enter() {
+		return
+	}
+	defer i.inflight.Done()
+
+	if i.signIn.Load() == nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		signInError(w, http.StatusMethodNotAllowed, errors.New("sign out with a POST, from the sign-in page's button"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxSignInForm)
+	if err := r.ParseForm(); err != nil {
+		signInError(w, http.StatusBadRequest, fmt.Errorf("unreadable form: %v", err))
+		return
+	}
+	back, err := localRedirect(r, r.PostForm.Get("redirect_url"))
+	if err != nil {
+		signInError(w, http.StatusBadRequest, err)
+		return
+	}
+	if c, err := r.Cookie(ClientCookie); err == nil {
+		i.SignOutClient(c)
+	}
+	for _, c := range signedOutCookies() {
+		http.SetCookie(w, c)
+	}
+	http.Redirect(w, r, back.String(), http.StatusSeeOther)
+}
 
 // maxSignInForm bounds what a POST to the sign-in page may send: a user id
 // and a URL.
@@ -94,6 +142,7 @@ func (i *Issuer) signInHandler(w http.ResponseWriter, r *http.Request) {
 		// An error here means the client went away; nobody is left to tell.
 		_ = signInTemplate.Execute(w, signInView{
 			Action:   SignInPath,
+			SignOut:  SignOutPath,
 			Back:     back.String(),
 			Lifetime: page.Lifetime,
 			Users:    page.Users,
@@ -115,27 +164,11 @@ func (i *Issuer) signInHandler(w http.ResponseWriter, r *http.Request) {
 			signInError(w, http.StatusBadRequest, fmt.Errorf("unknown user %q", id))
 			return
 		}
-		opts := append([]Option{
-			Lifetime(page.Lifetime),
-			WithClaims(map[string]any{
-				"sub": id,
-				"sid": "sess_" + rand.Text(),
-				// Clerk sets azp to the origin of the page that asked for the
-				// token, which is what authorized_parties checks.
-				"azp": back.Scheme + "://" + back.Host,
-			}),
-		}, page.Users[n].Options...)
-		http.SetCookie(w, &http.Cookie{
-			Name:  SessionCookie,
-			Value: i.Mint(opts...),
-			Path:  "/",
-			// No Max-Age: the token's exp, not the cookie's, ends the
-			// session, so an expired token is still sent and clerk_auth
-			// answers it with a redirect to this page. HttpOnly because no
-			// script here needs it (clerk-js, which refreshes it, would).
-			HttpOnly: true,
-			SameSite: http.SameSiteLaxMode,
-		})
+		sess := i.newClientSession(id, append([]Option{Lifetime(page.Lifetime)}, page.Users[n].Options...))
+		for _, c := range appCookies(i.mintFor(sess, back.Scheme+"://"+back.Host), sess.uat) {
+			http.SetCookie(w, c)
+		}
+		http.SetCookie(w, sess.cookie())
 		http.Redirect(w, r, back.String(), http.StatusSeeOther)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
@@ -187,6 +220,7 @@ func signInError(w http.ResponseWriter, status int, err error) {
 
 type signInView struct {
 	Action   string
+	SignOut  string
 	Back     string
 	Lifetime time.Duration
 	Users    []SignInUser
@@ -210,12 +244,16 @@ button { font-size: 1rem; padding: .5rem 1rem; }
 sign-in page (internal/clerktest) with throwaway keys, and it signs in anyone as anyone.
 It must never be reachable in production.</p>
 <h1>Sign in</h1>
-<p>You will be sent back to <code>{{.Back}}</code>. The session token lives {{.Lifetime}} and
-nothing refreshes it: after that you are sent here again.</p>
+<p>You will be sent back to <code>{{.Back}}</code>. The session token lives {{.Lifetime}}; after
+that, only a handshake with this fake Clerk gets a fresh one, for as long as you stay signed in here.</p>
 {{range .Users}}<form method="post" action="{{$.Action}}">
 <input type="hidden" name="redirect_url" value="{{$.Back}}">
 <button type="submit" name="user" value="{{.ID}}">Sign in as {{.ID}}</button> {{.About}}
 </form>
-{{end}}</body>
+{{end}}<form method="post" action="{{.SignOut}}">
+<input type="hidden" name="redirect_url" value="{{.Back}}">
+<button type="submit">Sign out</button>
+</form>
+</body>
 </html>
 `))

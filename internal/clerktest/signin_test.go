@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,7 @@ func TestSignInPage(t *testing.T) {
 		wantBody   []string // substrings of the body
 	}{
 		{"page lists users", http.MethodGet, app, nil, http.StatusOK,
-			[]string{"DEVELOPMENT ONLY", `value="user_alice"`, "roles: admin", `value="user_bob"`, "1m30s", `value="` + strings.ReplaceAll(app, "&", "&amp;")}},
+			[]string{"DEVELOPMENT ONLY", `value="user_alice"`, "roles: admin", `value="user_bob"`, "1m30s", `value="` + strings.ReplaceAll(app, "&", "&amp;"), `action="/sign-out"`}},
 		{"page without redirect_url", http.MethodGet, "", nil, http.StatusBadRequest, []string{"DEVELOPMENT-ONLY", "redirect_url is missing"}},
 		{"page for a relative URL", http.MethodGet, "/private", nil, http.StatusBadRequest, []string{"not an absolute"}},
 		{"page for a remote app", http.MethodGet, "https://example.com/", nil, http.StatusBadRequest, []string{"not on this machine"}},
@@ -136,13 +137,24 @@ func TestSignInSetsSessionCookie(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != back {
 			t.Fatalf("%s: status %d Location %q, want 303 to %s; body %q", user, resp.StatusCode, resp.Header.Get("Location"), back, body)
 		}
-		cookies := resp.Cookies()
-		if len(cookies) != 1 || cookies[0].Name != SessionCookie {
-			t.Fatalf("%s: cookies %v, want one %s", user, cookies, SessionCookie)
+		cookies := map[string]*http.Cookie{}
+		for _, c := range resp.Cookies() {
+			cookies[c.Name] = c
 		}
-		c := cookies[0]
+		if len(cookies) != 3 || cookies[SessionCookie] == nil || cookies[ClientUATCookie] == nil || cookies[ClientCookie] == nil {
+			t.Fatalf("%s: cookies %v, want %s, %s and %s", user, resp.Cookies(), SessionCookie, ClientUATCookie, ClientCookie)
+		}
+		c := cookies[SessionCookie]
 		if c.Path != "/" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.MaxAge != 0 || !c.Expires.IsZero() || c.Domain != "" {
 			t.Errorf("%s: cookie attributes %+v, want host-only, Path=/, HttpOnly, SameSite=Lax, no expiry", user, c)
+		}
+		// clerk-js reads __client_uat, so it is not HttpOnly; the client
+		// cookie only ever goes back to the fake Frontend API.
+		if uat := cookies[ClientUATCookie]; uat.Value != "1700000000" || uat.Path != "/" || uat.HttpOnly || uat.SameSite != http.SameSiteLaxMode {
+			t.Errorf("%s: %s = %+v, want 1700000000 (the sign-in time), Path=/, SameSite=Lax, not HttpOnly", user, ClientUATCookie, uat)
+		}
+		if cl := cookies[ClientCookie]; cl.Value == "" || cl.Path != ClientCookiePath || !cl.HttpOnly || cl.SameSite != http.SameSiteLaxMode {
+			t.Errorf("%s: %s = %+v, want a value, Path=%s, HttpOnly, SameSite=Lax", user, ClientCookie, cl, ClientCookiePath)
 		}
 
 		tok := parse(t, c.Value)
@@ -211,5 +223,92 @@ func TestNewAt(t *testing.T) {
 				t.Fatalf("JWKS at %s lacks the signing key", iss.JWKSURL())
 			}
 		})
+	}
+}
+
+func TestSignOutEndsTheClientSession(t *testing.T) {
+	iss := Start(t)
+	u, err := url.Parse(iss.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := "http://" + net.JoinHostPort(u.Hostname(), "1") + "/private"
+	if resp, _ := signInRequest(t, http.MethodPost, iss.SignOutURL(), url.Values{"redirect_url": {back}}); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("sign-out before EnableSignIn: status %d, want 404", resp.StatusCode)
+	}
+	iss.EnableSignIn(SignInPage{Users: []SignInUser{{ID: "user_alice"}}})
+
+	resp, _ := signInRequest(t, http.MethodPost, iss.SignInURL(), url.Values{"user": {"user_alice"}, "redirect_url": {back}})
+	var client *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == ClientCookie {
+			client = c
+		}
+	}
+	if client == nil {
+		t.Fatalf("sign-in set %v, want a %s", resp.Cookies(), ClientCookie)
+	}
+	hs := url.Values{"redirect_url": {back}, "format": {"nonce"}}
+	_, param, value := returnLeg(t, handshake(t, iss, hs, client))
+	if d := directivesOf(t, iss, param, value); len(d) != 2 || !strings.HasPrefix(d[0], SessionCookie+"=ey") {
+		t.Fatalf("directives %q after sign-in, want a session token", d)
+	}
+
+	tests := []struct {
+		name       string
+		method     string
+		form       url.Values
+		wantStatus int
+	}{
+		{"GET is refused", http.MethodGet, nil, http.StatusMethodNotAllowed},
+		{"remote redirect is refused", http.MethodPost, url.Values{"redirect_url": {"http://evil.example/"}}, http.StatusBadRequest},
+		{"sign out", http.MethodPost, url.Values{"redirect_url": {back}}, http.StatusSeeOther},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.form != nil {
+				body = strings.NewReader(tc.form.Encode())
+			}
+			req, err := http.NewRequest(tc.method, iss.SignOutURL(), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.AddCookie(client)
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			if tc.wantStatus != http.StatusSeeOther {
+				return
+			}
+			if resp.Header.Get("Location") != back {
+				t.Errorf("Location %q, want %q", resp.Header.Get("Location"), back)
+			}
+			got := map[string]*http.Cookie{}
+			for _, c := range resp.Cookies() {
+				got[c.Name] = c
+			}
+			if c := got[SessionCookie]; c == nil || c.MaxAge >= 0 {
+				t.Errorf("%s = %+v, want it deleted", SessionCookie, c)
+			}
+			if c := got[ClientUATCookie]; c == nil || c.Value != "0" {
+				t.Errorf("%s = %+v, want 0", ClientUATCookie, c)
+			}
+			if c := got[ClientCookie]; c == nil || c.MaxAge >= 0 || c.Path != ClientCookiePath {
+				t.Errorf("%s = %+v, want it deleted on %s", ClientCookie, c, ClientCookiePath)
+			}
+		})
+	}
+
+	// A browser that kept the old client cookie is signed out all the same.
+	_, param, value = returnLeg(t, handshake(t, iss, hs, client))
+	if d := directivesOf(t, iss, param, value); !slices.Equal(d, signedOutDirectives()) {
+		t.Errorf("directives %q after sign-out, want signed-out", d)
 	}
 }

@@ -1,0 +1,112 @@
+package clerkapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// bucket is a token bucket shared by every call of a Client: rate tokens a
+// second, at most burst saved up. A call that finds it empty is refused at
+// once rather than queued: a flood must not pile up waiting page loads, and
+// the caller's 503 carries the wait as Retry-After.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+	now    func() time.Time
+}
+
+func newBucket(rate float64, burst int, now func() time.Time) *bucket {
+	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now(), now: now}
+}
+
+// take spends one token, or reports how long until one will be there.
+func (b *bucket) take() (ok bool, wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	// A clock that steps back refills nothing rather than draining.
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		b.tokens = math.Min(b.burst, b.tokens+elapsed.Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration(math.Ceil((1 - b.tokens) / b.rate * float64(time.Second)))
+}
+
+// flights lets concurrent calls for the same value share one request. Keys
+// are hashes, so the nonces and tokens in flight are not kept as map keys.
+type flights struct {
+	mu     sync.Mutex
+	m      map[[sha256.Size]byte]*flight
+	joined atomic.Int64 // callers that joined a run in flight, counted as they join
+}
+
+type flight struct {
+	done chan struct{}
+	body []byte
+	err  error
+}
+
+// do runs fn once for every caller that asks for key while it runs. fn
+// gets a context that keeps ctx's values but not its cancellation: one
+// caller giving up must not fail the others, so each caller stops waiting
+// on its own ctx instead, and fn must bound itself.
+func (f *flights) do(ctx context.Context, key [sha256.Size]byte, fn func(context.Context) ([]byte, error)) ([]byte, error) {
+	f.mu.Lock()
+	fl, joined := f.m[key]
+	if joined {
+		f.joined.Add(1)
+	} else {
+		if f.m == nil {
+			f.m = make(map[[sha256.Size]byte]*flight)
+		}
+		fl = &flight{done: make(chan struct{})}
+		f.m[key] = fl
+		go func() {
+			fl.body, fl.err = fn(context.WithoutCancel(ctx))
+			f.mu.Lock()
+			delete(f.m, key)
+			f.mu.Unlock()
+			close(fl.done)
+		}()
+	}
+	f.mu.Unlock()
+	select {
+	case <-fl.done:
+		return fl.body, fl.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// shared sends k through the flights, then the bucket. value is the secret
+// that k resolves (a nonce, a token): only its hash keys the flight.
+func (c *Client) shared(ctx context.Context, k call, value string) ([]byte, error) {
+	key := sha256.Sum256([]byte(k.endpoint + "\x00" + value))
+	body, err := c.flights.do(ctx, key, func(ctx context.Context) ([]byte, error) {
+		if ok, wait := c.bucket.take(); !ok {
+			c.stats.limited.Add(1)
+			return nil, &Error{Kind: ErrRateLimited, Endpoint: k.endpoint, RetryAfter: wait}
+		}
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.send(ctx, k)
+	})
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		// This caller's own context ended while it waited.
+		return nil, transportError(k.endpoint, err)
+	}
+	return body, err
+}

@@ -1,0 +1,98 @@
+package clerkapi
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
+)
+
+// newClient is a Client of iss's Backend API with a frozen bucket clock,
+// so that only the test decides when tokens refill.
+func newClient(t *testing.T, base, secret string, mod ...func(*Config)) (*Client, *fakeclock.Clock) {
+	t.Helper()
+	clock := fakeclock.New(time.Unix(1_700_000_000, 0))
+	cfg := Config{SecretKey: secret, BaseURL: base, Timeout: 5 * time.Second, Now: clock.Now}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, clock
+}
+
+// nonceFor runs a handshake for a fresh client session of iss and returns
+// the nonce the fake Frontend API handed back.
+func nonceFor(t *testing.T, iss *clerktest.Issuer) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, iss.HandshakeURL()+"?format=nonce&redirect_url="+url.QueryEscape("http://127.0.0.1:1/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(iss.SignInClient("user_alice"))
+	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := loc.Query().Get(clerktest.HandshakeNonceParam)
+	if nonce == "" {
+		t.Fatalf("handshake answered %d %q, want a nonce", resp.StatusCode, loc)
+	}
+	return nonce
+}
+
+// front is a real server on 127.0.0.1 in front of iss that records the
+// requests it forwards and, while gate is open, holds them until it is
+// closed.
+type front struct {
+	*httptest.Server
+	seen chan *http.Request
+	gate chan struct{}
+}
+
+func newFront(t *testing.T, iss *clerktest.Issuer, gated bool) *front {
+	t.Helper()
+	target, err := url.Parse(iss.APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	f := &front{seen: make(chan *http.Request, 1024)}
+	if gated {
+		f.gate = make(chan struct{})
+	}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.seen <- r.Clone(context.Background())
+		if f.gate != nil {
+			<-f.gate
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// leaks reports whether msg shows any of the secrets.
+func leaks(msg string, secrets ...string) bool {
+	for _, s := range secrets {
+		if s != "" && strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
