@@ -416,7 +416,7 @@ func TestParseFlags(t *testing.T) {
 		{"port out of range", []string{"-port", "70000"}, config{}, "out of range"},
 		{"stray argument", []string{"serve"}, config{}, "unexpected arguments"},
 		{"Caddy's logs on stderr", []string{"-v"},
-			config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: time.Hour, verbose: true}, ""},
+			config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: 60 * time.Second, verbose: true}, ""},
 		{"unknown flag", []string{"-verbose"}, config{}, "not defined"},
 	}
 	for _, tc := range tests {
