@@ -489,7 +489,7 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 			// through as "no issuer restriction".
 			name: "issuer placeholder expanding to nothing",
 			h:    Handler{Issuers: []string{"{env.CLERK_TEST_SURELY_UNSET_VARIABLE}"}},
-			want: []string{`issuer ""`, "must be an absolute URL"},
+			want: []string{`issuer "{env.CLERK_TEST_SURELY_UNSET_VARIABLE}" expands to nothing`},
 		},
 		{
 			name: "http issuer on a public host",

@@ -59,6 +59,11 @@ const (
 // anonymous request (see Optional) they are all empty.
 //
 // CORS preflight requests pass through unauthenticated.
+//
+// String settings may hold placeholders such as `{env.CLERK_JWT_KEY}`,
+// expanded once at provision time. A setting that is given but expands to
+// nothing is a configuration error, never an absent setting: an empty
+// authorized party or audience would match tokens without azp or aud.
 type Handler struct {
 	// The Clerk publishable key (`pk_test_...` or `pk_live_...`). It names
 	// the instance, so on its own it is a complete configuration: the issuer
