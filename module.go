@@ -56,7 +56,16 @@ const (
 // `{http.auth.user.actor}`, `{http.auth.user.issuer}`,
 // `{http.auth.user.expires_at}`, `{http.auth.user.token_type}`,
 // `{http.auth.user.azp}` and `{http.auth.user.claims.<dotted.path>}`. On an
-// anonymous request (see Optional) they are all empty.
+// anonymous request (see Optional) they are all empty. The list
+// placeholders (roles, org_permissions, features, plans, and array claims)
+// join their elements with commas, each element with `%`, `,`, `"`, space
+// and control characters percent-encoded, so none reads as two. Their
+// exact forms are JSON arrays: `{http.auth.user.roles_json}`,
+// `{http.auth.user.org_permissions_json}`,
+// `{http.auth.user.features_json}` and `{http.auth.user.plans_json}`;
+// `{http.auth.user.claims_json.<dotted.path>}` is any claim as JSON.
+// Control characters in the other values are percent-encoded too, so every
+// value is a valid header value.
 //
 // CORS preflight requests pass through unauthenticated.
 //
