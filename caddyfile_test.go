@@ -876,6 +876,10 @@ func TestProvisionClerkKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TEST_CLERK_JWT_KEY_ESCAPED", strings.ReplaceAll(iss.PublicKeyPEM(), "\n", `\n`))
+	// A Frontend API on a port nothing listens on: the derived https key
+	// set fails at once, without the network.
+	portFAPI := strings.TrimPrefix(closedPortURL(t), "http://")
+	portPK := "pk_test_" + b64std(portFAPI+"$")
 	ok := []struct {
 		name        string
 		h           Handler
@@ -883,6 +887,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 		wantKeySet  string // "" = networkless
 	}{
 		{"publishable key alone", Handler{PublishableKey: pk}, []string{"https://clerk.clerk.dev"}, "https://clerk.clerk.dev/.well-known/jwks.json"},
+		{"publishable key with a port", Handler{PublishableKey: portPK}, []string{"https://" + portFAPI}, "https://" + portFAPI + "/.well-known/jwks.json|"},
 		{"padded publishable key", Handler{PublishableKey: "pk_live_ZmFrZS1jbGVyay10ZXN0LmNsZXJrLmFjY291bnRzLmRldiQ="},
 			[]string{"https://fake-clerk-test.clerk.accounts.dev"}, "https://fake-clerk-test.clerk.accounts.dev/.well-known/jwks.json"},
 		{"explicit issuer overrides", Handler{PublishableKey: pk, Issuers: []string{iss.URL}}, []string{iss.URL}, iss.JWKSURL()},

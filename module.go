@@ -76,9 +76,11 @@ const (
 type Handler struct {
 	// The Clerk publishable key (`pk_test_...` or `pk_live_...`). It names
 	// the instance, so on its own it is a complete configuration: the issuer
-	// `https://<frontend api host>` and its JWKS URL are derived from it, and
-	// the instance's suffixed `__session_<suffix>` cookie is read too. An
-	// explicit Issuers or JWKSURL overrides the derived value.
+	// `https://<frontend api>` (a `:port` kept) and its JWKS URL are derived
+	// from it, and the instance's suffixed `__session_<suffix>` cookie is
+	// read too. An explicit Issuers or JWKSURL overrides the derived value.
+	// Any key Clerk's SDK accepts is accepted, unless its Frontend API can
+	// never be an https URL.
 	PublishableKey string `json:"publishable_key,omitempty"`
 
 	// Issuers whose tokens are accepted: the token's `iss` must equal one of
