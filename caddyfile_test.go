@@ -924,7 +924,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		{"jwks_refresh too short", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(10 * time.Second)}, "jwks_refresh 10s is too short: use at least 1m0s"},
+		{"jwks_refresh too short", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(999 * time.Millisecond)}, "jwks_refresh 999ms is too short: use at least 1s"},
 		{"jwks_max_stale below jwks_refresh", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(time.Hour), JWKSMaxStale: caddy.Duration(30 * time.Minute)}, "jwks_max_stale 30m0s is shorter than jwks_refresh 1h0m0s"},
 		{"malformed publishable key", Handler{PublishableKey: "pk_test_nope"}, "publishable_key: "},
 		{"secret key as publishable key", Handler{PublishableKey: "sk_test_abc"}, "must start with pk_test_ or pk_live_"},

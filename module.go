@@ -113,23 +113,25 @@ type Handler struct {
 	APIURL string `json:"api_url,omitempty"`
 
 	// How often the shared key set is refreshed in the background.
-	// Default: 15m. Only a successful response replaces the keys.
+	// Default: 15m. Only a successful response replaces the keys. At least
+	// 1s, for outage tests in staging; below 1m a warning is logged.
 	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
 
 	// The least time between two key fetches triggered by requests (a token
 	// with an unknown kid, or a signature that fails with a cached key,
 	// which is how a key rotated under the same kid shows). Concurrent
-	// triggers share one fetch. Default: 30s. This bounds what a flood of
-	// forged tokens can make Caddy ask of Clerk.
+	// triggers share one fetch. Default: 30s. At least 1s. This bounds what
+	// a flood of forged tokens can make Caddy ask of Clerk.
 	JWKSMinInterval caddy.Duration `json:"jwks_min_interval,omitempty"`
 
-	// Timeout of one key fetch attempt. Default: 5s. Failed attempts are
-	// retried with exponential backoff and jitter.
+	// Timeout of one key fetch attempt. Default: 5s, at least 100ms. Failed
+	// attempts are retried with exponential backoff and jitter.
 	JWKSTimeout caddy.Duration `json:"jwks_timeout,omitempty"`
 
 	// While fetches fail, the last good keys are used up to this age.
 	// Default: 24h. Past it requests fail closed with 503 (never 401: a
-	// Clerk outage must not look like a sign-out).
+	// Clerk outage must not look like a sign-out). At least 1s and not
+	// below JWKSRefresh; below 1m a warning is logged.
 	JWKSMaxStale caddy.Duration `json:"jwks_max_stale,omitempty"`
 
 	// If set, the token's `aud` (string or array) must contain one of these.

@@ -295,28 +295,37 @@ func loadKeySet(pool *caddy.UsagePool, key, jwksURL string, header http.Header, 
 // keySetOptions applies the jwks_* settings over the defaults, and has the
 // set count its fetches in jwks_fetches_total. A key set is shared by every
 // handler using the same source, so the first handler to create it sets its
-// options.
+// options. The least values are short enough to play a Clerk outage
+// through a staging Caddy; below the production-sensible values a warning
+// says so, since there they cost Clerk requests or let keys go stale
+// after a brief outage.
 func (h *Handler) keySetOptions() (jwks.Options, error) {
 	opts := jwks.DefaultOptions
 	opts.OnFetch = countFetch
 	for _, o := range []struct {
-		name string
-		set  caddy.Duration
-		dst  *time.Duration
-		min  time.Duration
+		name       string
+		set        caddy.Duration
+		dst        *time.Duration
+		least      time.Duration
+		production time.Duration
 	}{
-		{"jwks_refresh", h.JWKSRefresh, &opts.Refresh, time.Minute},
-		{"jwks_min_interval", h.JWKSMinInterval, &opts.MinInterval, time.Second},
-		{"jwks_timeout", h.JWKSTimeout, &opts.Timeout, 100 * time.Millisecond},
-		{"jwks_max_stale", h.JWKSMaxStale, &opts.MaxStale, time.Minute},
+		{"jwks_refresh", h.JWKSRefresh, &opts.Refresh, time.Second, time.Minute},
+		{"jwks_min_interval", h.JWKSMinInterval, &opts.MinInterval, time.Second, time.Second},
+		{"jwks_timeout", h.JWKSTimeout, &opts.Timeout, 100 * time.Millisecond, 100 * time.Millisecond},
+		{"jwks_max_stale", h.JWKSMaxStale, &opts.MaxStale, time.Second, time.Minute},
 	} {
 		if o.set == 0 {
 			continue
 		}
-		if d := time.Duration(o.set); d < o.min {
-			return opts, fmt.Errorf("%s %s is too short: use at least %s", o.name, d, o.min)
+		d := time.Duration(o.set)
+		if d < o.least {
+			return opts, fmt.Errorf("%s %s is too short: use at least %s", o.name, d, o.least)
 		}
-		*o.dst = time.Duration(o.set)
+		if d < o.production {
+			h.logger.Warn("key set timer below its production minimum: fine for testing, not for production",
+				zap.String("setting", o.name), zap.Duration("value", d), zap.Duration("production_minimum", o.production))
+		}
+		*o.dst = d
 	}
 	if opts.MaxStale < opts.Refresh {
 		return opts, fmt.Errorf("jwks_max_stale %s is shorter than jwks_refresh %s: keys would go stale between two refreshes", opts.MaxStale, opts.Refresh)

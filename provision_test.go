@@ -2,11 +2,15 @@ package clerkauth
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // unsetVar is a placeholder for an environment variable no test sets.
@@ -92,5 +96,74 @@ func TestValidateRefusesEmptyAuthorizedParties(t *testing.T) {
 	want := `authorized_parties "` + unsetVar + `" expands to nothing`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("caddy validate: error %v, want one containing %q", err, want)
+	}
+}
+
+// TestProvisionJWKSTimers: the key set timers go down to 1s (100ms for
+// jwks_timeout), short enough to play a Clerk outage through a staging
+// Caddy; below the production-sensible values a warning names the setting
+// and the value to use in production.
+func TestProvisionJWKSTimers(t *testing.T) {
+	issuer := []string{closedPortURL(t)}
+	d := func(v time.Duration) caddy.Duration { return caddy.Duration(v) }
+	accepted := []struct {
+		name  string
+		h     Handler
+		warns map[string]time.Duration // setting → production-sensible value
+	}{
+		{"every timer at its least", Handler{JWKSRefresh: d(time.Second), JWKSMaxStale: d(time.Second), JWKSMinInterval: d(time.Second), JWKSTimeout: d(100 * time.Millisecond)},
+			map[string]time.Duration{"jwks_refresh": time.Minute, "jwks_max_stale": time.Minute}},
+		{"refresh for staging", Handler{JWKSRefresh: d(5 * time.Second)}, map[string]time.Duration{"jwks_refresh": time.Minute}},
+		{"production-sensible values", Handler{JWKSRefresh: d(time.Minute), JWKSMaxStale: d(time.Minute), JWKSMinInterval: d(time.Second), JWKSTimeout: d(100 * time.Millisecond)}, nil},
+		{"defaults", Handler{}, nil},
+	}
+	for _, tc := range accepted {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.WarnLevel)
+			h := tc.h
+			h.Issuers = issuer
+			h.logger = zap.New(core)
+			t.Cleanup(func() {
+				if err := h.Cleanup(); err != nil {
+					t.Errorf("Cleanup: %v", err)
+				}
+			})
+			if err := h.provision(caddy.NewReplacer()); err != nil {
+				t.Fatalf("provision: %v", err)
+			}
+			got := map[string]time.Duration{}
+			for _, e := range logs.All() {
+				fields := e.ContextMap()
+				setting, _ := fields["setting"].(string)
+				if !strings.Contains(e.Message, "production") {
+					t.Errorf("warning %q does not say what it is about", e.Message)
+				}
+				got[setting], _ = fields["production_minimum"].(time.Duration)
+			}
+			if !maps.Equal(got, tc.warns) {
+				t.Errorf("warnings %v, want %v", got, tc.warns)
+			}
+		})
+	}
+
+	refused := []struct {
+		name string
+		h    Handler
+		want string
+	}{
+		{"jwks_refresh", Handler{JWKSRefresh: d(999 * time.Millisecond)}, "jwks_refresh 999ms is too short: use at least 1s"},
+		{"jwks_max_stale", Handler{JWKSRefresh: d(time.Second), JWKSMaxStale: d(999 * time.Millisecond)}, "jwks_max_stale 999ms is too short: use at least 1s"},
+		{"jwks_min_interval", Handler{JWKSMinInterval: d(999 * time.Millisecond)}, "jwks_min_interval 999ms is too short: use at least 1s"},
+		{"jwks_timeout", Handler{JWKSTimeout: d(99 * time.Millisecond)}, "jwks_timeout 99ms is too short: use at least 100ms"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name+" too short", func(t *testing.T) {
+			h := tc.h
+			h.Issuers = issuer
+			err := provisionHandler(t, &h)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }
