@@ -85,11 +85,13 @@ func claimInjectionCases(f *forger) []attackCase {
 	}
 	return []attackCase{
 		{name: "plain claim value is forwarded", header: plan("pro"), status: 200, user: validUser, plan: "pro"},
-		// Go's transport refuses invalid field values: the proxy answers
-		// 502 and the upstream gets nothing, rather than a smuggled header.
-		{name: "CRLF in a forwarded claim", header: plan("pro\r\nX-User-Id: user_admin"), status: http.StatusBadGateway},
-		{name: "LF in a forwarded claim", header: plan("pro\nX-User-Id: user_admin"), status: http.StatusBadGateway},
-		{name: "NUL in a forwarded claim", header: plan("pro\x00"), status: http.StatusBadGateway},
-		{name: "CRLF in sub", header: bearer(f.mint(claimsOpt("sub", "user_a\r\nX-Org-Id: org_admin"))), status: http.StatusBadGateway},
+		// Placeholders percent-encode control characters: the value
+		// arrives in one header, never as a smuggled second one, and the
+		// request goes through (Go's transport would answer 502 to a raw
+		// CR, LF or NUL).
+		{name: "CRLF in a forwarded claim", header: plan("pro\r\nX-User-Id: user_admin"), status: 200, user: validUser, plan: "pro%0D%0AX-User-Id: user_admin"},
+		{name: "LF in a forwarded claim", header: plan("pro\nX-User-Id: user_admin"), status: 200, user: validUser, plan: "pro%0AX-User-Id: user_admin"},
+		{name: "NUL in a forwarded claim", header: plan("pro\x00"), status: 200, user: validUser, plan: "pro%00"},
+		{name: "CRLF in sub", header: bearer(f.mint(claimsOpt("sub", "user_a\r\nX-Org-Id: org_admin"))), status: 200, user: "user_a%0D%0AX-Org-Id: org_admin"},
 	}
 }

@@ -489,7 +489,7 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 			// through as "no issuer restriction".
 			name: "issuer placeholder expanding to nothing",
 			h:    Handler{Issuers: []string{"{env.CLERK_TEST_SURELY_UNSET_VARIABLE}"}},
-			want: []string{`issuer ""`, "must be an absolute URL"},
+			want: []string{`issuer "{env.CLERK_TEST_SURELY_UNSET_VARIABLE}" expands to nothing`},
 		},
 		{
 			name: "http issuer on a public host",
@@ -876,6 +876,10 @@ func TestProvisionClerkKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TEST_CLERK_JWT_KEY_ESCAPED", strings.ReplaceAll(iss.PublicKeyPEM(), "\n", `\n`))
+	// A Frontend API on a port nothing listens on: the derived https key
+	// set fails at once, without the network.
+	portFAPI := strings.TrimPrefix(closedPortURL(t), "http://")
+	portPK := "pk_test_" + b64std(portFAPI+"$")
 	ok := []struct {
 		name        string
 		h           Handler
@@ -883,6 +887,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 		wantKeySet  string // "" = networkless
 	}{
 		{"publishable key alone", Handler{PublishableKey: pk}, []string{"https://clerk.clerk.dev"}, "https://clerk.clerk.dev/.well-known/jwks.json"},
+		{"publishable key with a port", Handler{PublishableKey: portPK}, []string{"https://" + portFAPI}, "https://" + portFAPI + "/.well-known/jwks.json|"},
 		{"padded publishable key", Handler{PublishableKey: "pk_live_ZmFrZS1jbGVyay10ZXN0LmNsZXJrLmFjY291bnRzLmRldiQ="},
 			[]string{"https://fake-clerk-test.clerk.accounts.dev"}, "https://fake-clerk-test.clerk.accounts.dev/.well-known/jwks.json"},
 		{"explicit issuer overrides", Handler{PublishableKey: pk, Issuers: []string{iss.URL}}, []string{iss.URL}, iss.JWKSURL()},
@@ -919,7 +924,7 @@ func TestProvisionClerkKeys(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		{"jwks_refresh too short", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(10 * time.Second)}, "jwks_refresh 10s is too short: use at least 1m0s"},
+		{"jwks_refresh too short", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(999 * time.Millisecond)}, "jwks_refresh 999ms is too short: use at least 1s"},
 		{"jwks_max_stale below jwks_refresh", Handler{PublishableKey: pk, JWKSRefresh: caddy.Duration(time.Hour), JWKSMaxStale: caddy.Duration(30 * time.Minute)}, "jwks_max_stale 30m0s is shorter than jwks_refresh 1h0m0s"},
 		{"malformed publishable key", Handler{PublishableKey: "pk_test_nope"}, "publishable_key: "},
 		{"secret key as publishable key", Handler{PublishableKey: "sk_test_abc"}, "must start with pk_test_ or pk_live_"},

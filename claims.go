@@ -296,7 +296,7 @@ func (id *Identity) claim(path string) (any, bool) {
 }
 
 // claimString renders a claim for a placeholder: strings as is, numbers and
-// booleans in JSON form, arrays comma-joined, objects as JSON.
+// booleans in JSON form, arrays as a listValue, objects as JSON.
 func claimString(v any) string {
 	switch v := v.(type) {
 	case nil:
@@ -315,7 +315,7 @@ func claimString(v any) string {
 		for i, e := range v {
 			parts[i] = claimString(e)
 		}
-		return strings.Join(parts, ",")
+		return listValue(parts)
 	default:
 		b, _ := json.Marshal(v)
 		return string(b)

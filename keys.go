@@ -15,14 +15,19 @@ import (
 )
 
 // publishableKey is a decoded Clerk publishable key: pk_test_ or pk_live_
-// followed by base64("<frontend api host>$").
+// followed by base64("<frontend api>$").
 type publishableKey struct {
-	raw    string
-	host   string // the Frontend API host, e.g. clerk.example.com
-	live   bool   // pk_live_: a production instance
-	suffix string // the suffix of this instance's __session_<suffix> cookie
+	raw         string
+	frontendAPI string // as the key names it: clerk.example.com, or with a :port or /path
+	live        bool   // pk_live_: a production instance
+	suffix      string // the suffix of this instance's __session_<suffix> cookie
 }
 
+// parsePublishableKey accepts what Clerk's parsePublishableKey accepts (a
+// decoded value with a '.' that ends in exactly one '$', so a port or a
+// path too) and refuses what it refuses. It also refuses a Frontend API
+// that can never be an issuer URL (user info, a query, not a URL at all):
+// no token could match it.
 func parsePublishableKey(pk string) (*publishableKey, error) {
 	var live bool
 	var enc string
@@ -39,15 +44,23 @@ func parsePublishableKey(pk string) (*publishableKey, error) {
 	if err != nil {
 		return nil, errors.New("the part after pk_test_/pk_live_ is not base64")
 	}
-	host, ok := strings.CutSuffix(string(decoded), "$")
-	if !ok || strings.Contains(host, "$") || !strings.Contains(host, ".") || strings.ContainsAny(host, "/:@ ") {
-		return nil, fmt.Errorf("decodes to %q, not a Frontend API host followed by $", truncate(string(decoded), 64))
+	frontendAPI, ok := strings.CutSuffix(string(decoded), "$")
+	if !ok || strings.Contains(frontendAPI, "$") || !strings.Contains(frontendAPI, ".") {
+		return nil, fmt.Errorf("decodes to %q, not a Frontend API followed by $", truncate(string(decoded), 64))
 	}
-	return &publishableKey{raw: pk, host: host, live: live, suffix: cookieSuffix(pk)}, nil
+	parsed := &publishableKey{raw: pk, frontendAPI: frontendAPI, live: live, suffix: cookieSuffix(pk)}
+	if err := checkIssuer(parsed.issuer()); err != nil {
+		return nil, fmt.Errorf("names the Frontend API %q, whose issuer %s is not usable: %v",
+			truncate(frontendAPI, 64), truncate(parsed.issuer(), 72), err)
+	}
+	return parsed, nil
 }
 
-// issuer is the iss of this instance's tokens.
-func (pk *publishableKey) issuer() string { return "https://" + pk.host }
+// issuer is the iss of this instance's tokens. Clerk always derives https
+// from a publishable key, loopback hosts included.
+func (pk *publishableKey) issuer() string {
+	return "https://" + strings.TrimSuffix(pk.frontendAPI, "/")
+}
 
 // cookieSuffix is Clerk's getCookieSuffix: the first 8 characters of the
 // URL-safe base64 SHA-1 of the whole publishable key. SHA-1 is Clerk's

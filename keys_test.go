@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -12,25 +14,38 @@ import (
 
 func TestParsePublishableKey(t *testing.T) {
 	cases := []struct {
-		pk     string
-		host   string
-		live   bool
-		suffix string // "" = not checked
-		err    string
+		pk          string
+		frontendAPI string
+		live        bool
+		suffix      string // "" = not checked
+		err         string
 	}{
 		// The suffix vectors are Clerk's (checked with openssl).
-		{pk: "pk_test_Y2xlcmsuY2xlcmsuZGV2JA", host: "clerk.clerk.dev", suffix: "QvfNY2dr"},
-		{pk: "pk_live_ZmFrZS1jbGVyay10ZXN0LmNsZXJrLmFjY291bnRzLmRldiQ=", host: "fake-clerk-test.clerk.accounts.dev", live: true, suffix: "qReyu04C"},
-		{pk: "pk_test_ZW5vdWdoLWFscGFjYS04Mi5jbGVyay5hY2NvdW50cy5sY2xjbGVyay5jb20k", host: "enough-alpaca-82.clerk.accounts.lclclerk.com", suffix: "jtYvyt_H"},
-		{pk: "pk_live_Y2xlcmsuZmluZG15ZmllbGQub25saW5lJA", host: "clerk.findmyfield.online", live: true},
+		{pk: "pk_test_Y2xlcmsuY2xlcmsuZGV2JA", frontendAPI: "clerk.clerk.dev", suffix: "QvfNY2dr"},
+		{pk: "pk_live_ZmFrZS1jbGVyay10ZXN0LmNsZXJrLmFjY291bnRzLmRldiQ=", frontendAPI: "fake-clerk-test.clerk.accounts.dev", live: true, suffix: "qReyu04C"},
+		{pk: "pk_test_ZW5vdWdoLWFscGFjYS04Mi5jbGVyay5hY2NvdW50cy5sY2xjbGVyay5jb20k", frontendAPI: "enough-alpaca-82.clerk.accounts.lclclerk.com", suffix: "jtYvyt_H"},
+		{pk: "pk_live_Y2xlcmsuZmluZG15ZmllbGQub25saW5lJA", frontendAPI: "clerk.findmyfield.online", live: true},
+		// Clerk accepts any decoded value with a '.' that ends in exactly
+		// one '$' (isValidDecodedPublishableKey): a port, a path.
+		{pk: "pk_test_" + b64std("clerk.example.com:8443$"), frontendAPI: "clerk.example.com:8443"},
+		{pk: "pk_test_" + b64std("127.0.0.1:4000$"), frontendAPI: "127.0.0.1:4000"},
+		{pk: "pk_live_" + b64std("example.com/__clerk$"), frontendAPI: "example.com/__clerk", live: true},
+		// What Clerk refuses.
 		{pk: "sk_test_Y2xlcmsuY2xlcmsuZGV2JA", err: "must start with pk_test_ or pk_live_"},
 		{pk: "pk_prod_Y2xlcmsuY2xlcmsuZGV2JA", err: "must start with pk_test_ or pk_live_"},
 		{pk: "pk_test_!!!", err: "not base64"},
-		{pk: "pk_test_" + b64std("clerk.example.com"), err: "not a Frontend API host followed by $"},
-		{pk: "pk_test_" + b64std("clerk$example.com$"), err: "not a Frontend API host"},
-		{pk: "pk_test_" + b64std("localhost$"), err: "not a Frontend API host"},
-		{pk: "pk_test_" + b64std("evil.com/x$"), err: "not a Frontend API host"},
-		{pk: "pk_test_", err: "not a Frontend API host"},
+		{pk: "pk_test_" + b64std("clerk.example.com"), err: "not a Frontend API followed by $"},
+		{pk: "pk_test_" + b64std("clerk$example.com$"), err: "not a Frontend API followed by $"},
+		{pk: "pk_test_" + b64std("clerk.example.com$$"), err: "not a Frontend API followed by $"},
+		{pk: "pk_test_" + b64std("localhost$"), err: "not a Frontend API followed by $"},
+		{pk: "pk_test_" + b64std("localhost:3000$"), err: "not a Frontend API followed by $"},
+		{pk: "pk_test_", err: "not a Frontend API followed by $"},
+		// What Clerk accepts but can never be an issuer URL.
+		{pk: "pk_test_" + b64std("user@clerk.example.com$"), err: "user info"},
+		{pk: "pk_test_" + b64std("clerk.example.com:http$"), err: "invalid port"},
+		{pk: "pk_test_" + b64std("clerk example.com$"), err: "invalid character"},
+		{pk: "pk_test_" + b64std("clerk.example.com?x=1$"), err: "?query"},
+		{pk: "pk_test_" + b64std("Clerk.example.com$"), err: "must be lowercase"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.pk, func(t *testing.T) {
@@ -44,13 +59,49 @@ func TestParsePublishableKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.host != tc.host || got.live != tc.live || got.issuer() != "https://"+tc.host {
-				t.Fatalf("got %+v", got)
+			if got.frontendAPI != tc.frontendAPI || got.live != tc.live || got.issuer() != "https://"+tc.frontendAPI {
+				t.Fatalf("got %+v, issuer %q", got, got.issuer())
 			}
 			if tc.suffix != "" && got.suffix != tc.suffix {
 				t.Fatalf("cookie suffix %q, want %q", got.suffix, tc.suffix)
 			}
 		})
+	}
+}
+
+// TestPublishableKeyWithPortThroughCaddy: a publishable key for a Frontend
+// API on a port (a local Clerk stand-in) provisions, and its suffixed
+// session cookie is told apart from another instance's plain one by the
+// host and port. Clerk derives https from a publishable key, so the local
+// http stand-in is named by an explicit issuer.
+func TestPublishableKeyWithPortThroughCaddy(t *testing.T) {
+	iss := clerktest.Start(t)
+	other := clerktest.Start(t)
+	up := startUpstream(t)
+	pk := "pk_test_" + b64std(strings.TrimPrefix(iss.URL, "http://")+"$")
+	parsed, err := parsePublishableKey(pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	clerk_auth {
+		publishable_key %s
+		issuer %s
+		forward_header X-User-Id {http.auth.user.id}
+	}
+	reverse_proxy %s
+}`, caddyPort, pk, iss.URL, up.addr()))
+
+	mine := iss.Mint(clerktest.WithClaims(map[string]any{"sub": "user_mine"}))
+	theirs := other.Mint(clerktest.WithClaims(map[string]any{"sub": "user_theirs"}))
+	cookie := fmt.Sprintf("__session=%s; __session_%s=%s; __client_uat_%s=1", theirs, parsed.suffix, mine, parsed.suffix)
+	resp, body := do(t, tester, http.MethodGet, "/", http.Header{"Cookie": {cookie}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d %q", resp.StatusCode, body)
+	}
+	if got := up.last().Get("X-User-Id"); got != "user_mine" {
+		t.Fatalf("X-User-Id %q, want user_mine from the suffixed cookie", got)
 	}
 }
 

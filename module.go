@@ -61,15 +61,31 @@ const (
 // `{http.auth.user.actor}`, `{http.auth.user.issuer}`,
 // `{http.auth.user.expires_at}`, `{http.auth.user.token_type}`,
 // `{http.auth.user.azp}` and `{http.auth.user.claims.<dotted.path>}`. On an
-// anonymous request (see Optional) they are all empty.
+// anonymous request (see Optional) they are all empty. The list
+// placeholders (roles, org_permissions, features, plans, and array claims)
+// join their elements with commas, each element with `%`, `,`, `"`, space
+// and control characters percent-encoded, so none reads as two. Their
+// exact forms are JSON arrays: `{http.auth.user.roles_json}`,
+// `{http.auth.user.org_permissions_json}`,
+// `{http.auth.user.features_json}` and `{http.auth.user.plans_json}`;
+// `{http.auth.user.claims_json.<dotted.path>}` is any claim as JSON.
+// Control characters in the other values are percent-encoded too, so every
+// value is a valid header value.
 //
 // CORS preflight requests pass through unauthenticated.
+//
+// String settings may hold placeholders such as `{env.CLERK_JWT_KEY}`,
+// expanded once at provision time. A setting that is given but expands to
+// nothing is a configuration error, never an absent setting: an empty
+// authorized party or audience would match tokens without azp or aud.
 type Handler struct {
 	// The Clerk publishable key (`pk_test_...` or `pk_live_...`). It names
 	// the instance, so on its own it is a complete configuration: the issuer
-	// `https://<frontend api host>` and its JWKS URL are derived from it, and
-	// the instance's suffixed `__session_<suffix>` cookie is read too. An
-	// explicit Issuers or JWKSURL overrides the derived value.
+	// `https://<frontend api>` (a `:port` kept) and its JWKS URL are derived
+	// from it, and the instance's suffixed `__session_<suffix>` cookie is
+	// read too. An explicit Issuers or JWKSURL overrides the derived value.
+	// Any key Clerk's SDK accepts is accepted, unless its Frontend API can
+	// never be an https URL.
 	PublishableKey string `json:"publishable_key,omitempty"`
 
 	// Issuers whose tokens are accepted: the token's `iss` must equal one of
@@ -102,23 +118,25 @@ type Handler struct {
 	APIURL string `json:"api_url,omitempty"`
 
 	// How often the shared key set is refreshed in the background.
-	// Default: 15m. Only a successful response replaces the keys.
+	// Default: 15m. Only a successful response replaces the keys. At least
+	// 1s, for outage tests in staging; below 1m a warning is logged.
 	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
 
 	// The least time between two key fetches triggered by requests (a token
 	// with an unknown kid, or a signature that fails with a cached key,
 	// which is how a key rotated under the same kid shows). Concurrent
-	// triggers share one fetch. Default: 30s. This bounds what a flood of
-	// forged tokens can make Caddy ask of Clerk.
+	// triggers share one fetch. Default: 30s. At least 1s. This bounds what
+	// a flood of forged tokens can make Caddy ask of Clerk.
 	JWKSMinInterval caddy.Duration `json:"jwks_min_interval,omitempty"`
 
-	// Timeout of one key fetch attempt. Default: 5s. Failed attempts are
-	// retried with exponential backoff and jitter.
+	// Timeout of one key fetch attempt. Default: 5s, at least 100ms. Failed
+	// attempts are retried with exponential backoff and jitter.
 	JWKSTimeout caddy.Duration `json:"jwks_timeout,omitempty"`
 
 	// While fetches fail, the last good keys are used up to this age.
 	// Default: 24h. Past it requests fail closed with 503 (never 401: a
-	// Clerk outage must not look like a sign-out).
+	// Clerk outage must not look like a sign-out). At least 1s and not
+	// below JWKSRefresh; below 1m a warning is logged.
 	JWKSMaxStale caddy.Duration `json:"jwks_max_stale,omitempty"`
 
 	// If set, the token's `aud` (string or array) must contain one of these.

@@ -1,8 +1,11 @@
 package clerkauth
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,8 +70,15 @@ func (st *authState) placeholder(key string) (any, bool) {
 	return st.id.placeholder(name), true
 }
 
-// placeholder returns the value of {http.auth.user.<name>}.
+// placeholder returns the value of {http.auth.user.<name>}. It is always a
+// valid header value: lists encode their elements (listValue), and control
+// characters, which no header may carry and which would make Go fail the
+// proxied request, are percent-encoded in the other values too.
 func (id *Identity) placeholder(name string) string {
+	return escapeControls(id.placeholderText(name))
+}
+
+func (id *Identity) placeholderText(name string) string {
 	switch name {
 	case "id":
 		return id.UserID
@@ -81,13 +91,21 @@ func (id *Identity) placeholder(name string) string {
 	case "org_role":
 		return id.OrgRole
 	case "org_permissions":
-		return strings.Join(id.OrgPermissions, ",")
+		return listValue(id.OrgPermissions)
+	case "org_permissions_json":
+		return jsonList(id.OrgPermissions)
 	case "roles":
-		return strings.Join(id.Roles(), ",")
+		return listValue(id.Roles())
+	case "roles_json":
+		return jsonList(id.Roles())
 	case "features":
 		return id.Features.String()
+	case "features_json":
+		return jsonList(id.Features.entries())
 	case "plans":
 		return id.Plans.String()
+	case "plans_json":
+		return jsonList(id.Plans.entries())
 	case "session_status":
 		return id.SessionStatus
 	case "actor":
@@ -105,27 +123,114 @@ func (id *Identity) placeholder(name string) string {
 		v, _ := id.claim(path)
 		return claimString(v)
 	}
+	if path, ok := strings.CutPrefix(name, "claims_json."); ok {
+		if v, ok := id.claim(path); ok {
+			return jsonText(v)
+		}
+	}
 	return ""
 }
 
-// String renders a billing claim for a placeholder: "o:<slug>" for each
-// organization entry, then "u:<slug>" for each user entry, comma-joined,
-// the same shape as Clerk's fea/pla claims.
-func (s Scoped) String() string {
+// String renders a billing claim as its placeholder does: "o:<slug>" for
+// each organization entry, then "u:<slug>" for each user entry, as a
+// listValue, the same shape as Clerk's fea/pla claims.
+func (s Scoped) String() string { return listValue(s.entries()) }
+
+func (s Scoped) entries() []string {
+	out := make([]string, 0, len(s.Org)+len(s.User))
+	for _, v := range s.Org {
+		out = append(out, "o:"+v)
+	}
+	for _, v := range s.User {
+		out = append(out, "u:"+v)
+	}
+	return out
+}
+
+// listValue joins a list placeholder's elements with commas. In each
+// element '%', ',', '"', space and control characters are percent-encoded,
+// so no element reads as two (or merges with its neighbour) to an
+// upstream that splits on commas, trims the spaces around them or honours
+// quoted strings, as RFC 9110 list parsers do. Encoding rather than
+// dropping such elements loses nothing: a plain list is unchanged, and
+// splitting on ',' then percent-decoding each element is exact.
+func listValue(elems []string) string {
+	if !slices.ContainsFunc(elems, func(e string) bool { return strings.IndexFunc(e, isListSpecial) >= 0 }) {
+		return strings.Join(elems, ",")
+	}
 	var b strings.Builder
-	for _, part := range []struct {
-		scope string
-		list  []string
-	}{{"o:", s.Org}, {"u:", s.User}} {
-		for _, v := range part.list {
-			if b.Len() > 0 {
-				b.WriteByte(',')
+	for i, e := range elems {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		for j := 0; j < len(e); j++ {
+			if c := e[j]; isListSpecial(rune(c)) {
+				percentEncode(&b, c)
+			} else {
+				b.WriteByte(c)
 			}
-			b.WriteString(part.scope)
-			b.WriteString(v)
 		}
 	}
 	return b.String()
+}
+
+// isListSpecial reports the bytes listValue encodes; every one is ASCII, so
+// testing the bytes of a UTF-8 string and testing its runes agree.
+func isListSpecial(r rune) bool {
+	return r == '%' || r == ',' || r == '"' || r == ' ' || r < 0x20 || r == 0x7f
+}
+
+// escapeControls percent-encodes the control characters of a single
+// value. Clerk never issues them; a custom claim could hold them.
+func escapeControls(s string) string {
+	i := 0
+	for i < len(s) && !isControl(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for j := i; j < len(s); j++ {
+		if c := s[j]; isControl(c) {
+			percentEncode(&b, c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isControl(c byte) bool { return c < 0x20 || c == 0x7f }
+
+func percentEncode(b *strings.Builder, c byte) {
+	const hex = "0123456789ABCDEF"
+	b.WriteByte('%')
+	b.WriteByte(hex[c>>4])
+	b.WriteByte(hex[c&0xf])
+}
+
+// jsonList renders a list as a JSON array of strings, the exact form of a
+// list placeholder; no roles is [], where the anonymous request has "".
+func jsonList(elems []string) string {
+	if elems == nil {
+		elems = []string{}
+	}
+	return jsonText(elems)
+}
+
+// jsonText renders v as compact JSON. JSON escapes every control
+// character, so the text is a valid header value. Header values are not
+// HTML, so <, > and & are left as they are.
+func jsonText(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // identityField returns "id" for "{http.auth.user.id}", and "" for any

@@ -53,9 +53,9 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 
 // provisionInstance reads the publishable key, which names the instance.
 func (h *Handler) provisionInstance(repl *caddy.Replacer) error {
-	pk := repl.ReplaceAll(h.PublishableKey, "")
-	if pk == "" {
-		return nil
+	pk, err := expand(repl, "publishable_key", h.PublishableKey)
+	if err != nil || pk == "" {
+		return err
 	}
 	parsed, err := parsePublishableKey(pk)
 	if err != nil {
@@ -68,18 +68,34 @@ func (h *Handler) provisionInstance(repl *caddy.Replacer) error {
 func (h *Handler) provisionRequirements(repl *caddy.Replacer) error {
 	claimReqs := make([]claimRequirement, len(h.Claims))
 	for i, c := range h.Claims {
-		claimReqs[i] = claimRequirement{path: c.Path, values: expandAll(repl, c.Values)}
+		values, err := expandAll(repl, "claim "+c.Path, c.Values)
+		if err != nil {
+			return err
+		}
+		claimReqs[i] = claimRequirement{path: c.Path, values: values}
+	}
+	var lines [5][][]string
+	for i, l := range []struct {
+		directive string
+		lines     [][]string
+	}{
+		{"roles", h.Roles}, {"org_role", h.OrgRoles}, {"org_permission", h.OrgPermissions},
+		{"feature", h.Features}, {"plan", h.Plans},
+	} {
+		var err error
+		if lines[i], err = expandLines(repl, l.directive, l.lines); err != nil {
+			return err
+		}
 	}
 	var err error
-	h.requirements, err = newRequirements(expandLines(repl, h.Roles), expandLines(repl, h.OrgRoles),
-		expandLines(repl, h.OrgPermissions), expandLines(repl, h.Features), expandLines(repl, h.Plans), claimReqs)
+	h.requirements, err = newRequirements(lines[0], lines[1], lines[2], lines[3], lines[4], claimReqs)
 	return err
 }
 
 func (h *Handler) provisionSignIn(repl *caddy.Replacer) error {
-	raw := repl.ReplaceAll(h.SignInURL, "")
-	if raw == "" {
-		return nil
+	raw, err := expand(repl, "sign_in_url", h.SignInURL)
+	if err != nil || raw == "" {
+		return err
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -132,14 +148,22 @@ func (h *Handler) provisionVerifier(repl *caddy.Replacer) error {
 	if cacheSize < 0 {
 		return fmt.Errorf("token_cache %d: use a number of entries, or off", cacheSize)
 	}
+	audiences, err := expandAll(repl, "audience", h.Audiences)
+	if err != nil {
+		return err
+	}
+	authorizedParties, err := expandAll(repl, "authorized_parties", h.AuthorizedParties)
+	if err != nil {
+		return err
+	}
 	keys, err := h.keyProvider(repl, issuers)
 	if err != nil {
 		return err
 	}
 	h.verifier = newVerifier(keys, verifierConfig{
 		issuers:           issuers,
-		audiences:         expandAll(repl, h.Audiences),
-		authorizedParties: expandAll(repl, h.AuthorizedParties),
+		audiences:         audiences,
+		authorizedParties: authorizedParties,
 		leeway:            leeway,
 		rolesClaim:        rolesClaim,
 		accept:            accept,
@@ -161,7 +185,11 @@ func (h *Handler) issuers(repl *caddy.Replacer) ([]string, error) {
 	}
 	issuers := make([]string, len(raw))
 	for i, r := range raw {
-		iss := strings.TrimSuffix(repl.ReplaceAll(r, ""), "/")
+		expanded, err := expandValue(repl, "issuer", r)
+		if err != nil {
+			return nil, err
+		}
+		iss := strings.TrimSuffix(expanded, "/")
 		if err := checkIssuer(iss); err != nil {
 			return nil, fmt.Errorf("issuer %q (from %q): %v", iss, r, err)
 		}
@@ -174,9 +202,21 @@ func (h *Handler) issuers(repl *caddy.Replacer) ([]string, error) {
 // the networkless PEM key, else the Backend API with the secret key, else
 // the JWKS URL (explicit, or derived from the publishable key or issuer).
 func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvider, error) {
-	jwtKey := repl.ReplaceAll(h.JWTKey, "")
-	secret := repl.ReplaceAll(h.SecretKey, "")
-	jwksURL := repl.ReplaceAll(h.JWKSURL, "")
+	var jwtKey, secret, jwksURL, apiURL string
+	for _, s := range []struct {
+		setting, raw string
+		dst          *string
+	}{
+		{"jwt_key", h.JWTKey, &jwtKey},
+		{"secret_key", h.SecretKey, &secret},
+		{"jwks_url", h.JWKSURL, &jwksURL},
+		{"api_url", h.APIURL, &apiURL},
+	} {
+		var err error
+		if *s.dst, err = expand(repl, s.setting, s.raw); err != nil {
+			return nil, err
+		}
+	}
 	set := 0
 	for _, v := range []string{jwtKey, secret, jwksURL} {
 		if v != "" {
@@ -202,7 +242,7 @@ func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvid
 		if err := checkSecretKey(secret, h.publishable); err != nil {
 			return nil, fmt.Errorf("secret_key %v", err)
 		}
-		apiURL := strings.TrimSuffix(repl.ReplaceAll(h.APIURL, ""), "/")
+		apiURL = strings.TrimSuffix(apiURL, "/")
 		if apiURL == "" {
 			apiURL = defaultAPIURL
 		}
@@ -255,29 +295,38 @@ func loadKeySet(pool *caddy.UsagePool, key, jwksURL string, header http.Header, 
 // keySetOptions applies the jwks_* settings over the defaults, and has the
 // set count its fetches in jwks_fetches_total. A key set is shared by every
 // handler using the same source, so the first handler to create it sets its
-// options.
+// options. The least values are short enough to play a Clerk outage
+// through a staging Caddy; below the production-sensible values a warning
+// says so, since there they cost Clerk requests or let keys go stale
+// after a brief outage.
 func (h *Handler) keySetOptions() (jwks.Options, error) {
 	opts := jwks.DefaultOptions
 	opts.OnFetch = countFetch
 	opts.Clock = keySetClock
 	for _, o := range []struct {
-		name string
-		set  caddy.Duration
-		dst  *time.Duration
-		min  time.Duration
+		name       string
+		set        caddy.Duration
+		dst        *time.Duration
+		least      time.Duration
+		production time.Duration
 	}{
-		{"jwks_refresh", h.JWKSRefresh, &opts.Refresh, time.Minute},
-		{"jwks_min_interval", h.JWKSMinInterval, &opts.MinInterval, time.Second},
-		{"jwks_timeout", h.JWKSTimeout, &opts.Timeout, 100 * time.Millisecond},
-		{"jwks_max_stale", h.JWKSMaxStale, &opts.MaxStale, time.Minute},
+		{"jwks_refresh", h.JWKSRefresh, &opts.Refresh, time.Second, time.Minute},
+		{"jwks_min_interval", h.JWKSMinInterval, &opts.MinInterval, time.Second, time.Second},
+		{"jwks_timeout", h.JWKSTimeout, &opts.Timeout, 100 * time.Millisecond, 100 * time.Millisecond},
+		{"jwks_max_stale", h.JWKSMaxStale, &opts.MaxStale, time.Second, time.Minute},
 	} {
 		if o.set == 0 {
 			continue
 		}
-		if d := time.Duration(o.set); d < o.min {
-			return opts, fmt.Errorf("%s %s is too short: use at least %s", o.name, d, o.min)
+		d := time.Duration(o.set)
+		if d < o.least {
+			return opts, fmt.Errorf("%s %s is too short: use at least %s", o.name, d, o.least)
 		}
-		*o.dst = time.Duration(o.set)
+		if d < o.production {
+			h.logger.Warn("key set timer below its production minimum: fine for testing, not for production",
+				zap.String("setting", o.name), zap.Duration("value", d), zap.Duration("production_minimum", o.production))
+		}
+		*o.dst = d
 	}
 	if opts.MaxStale < opts.Refresh {
 		return opts, fmt.Errorf("jwks_max_stale %s is shorter than jwks_refresh %s: keys would go stale between two refreshes", opts.MaxStale, opts.Refresh)
@@ -357,23 +406,4 @@ func acceptedClasses(accept []string) (map[string]bool, error) {
 		set[a] = true
 	}
 	return set, nil
-}
-
-func expandLines(repl *caddy.Replacer, lines [][]string) [][]string {
-	out := make([][]string, len(lines))
-	for i, l := range lines {
-		out[i] = expandAll(repl, l)
-	}
-	return out
-}
-
-func expandAll(repl *caddy.Replacer, in []string) []string {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]string, len(in))
-	for i, s := range in {
-		out[i] = repl.ReplaceAll(s, "")
-	}
-	return out
 }

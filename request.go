@@ -146,7 +146,7 @@ func useSuffixedCookies(r *http.Request, pk *publishableKey, plain string, now t
 		// 1. A plain session without iss (or undecodable) is this app's:
 		// Clerk then reports signed-out rather than looping a handshake.
 		return false
-	case plain != "" && stripScheme(plainClaims.Iss) != pk.host:
+	case plain != "" && stripScheme(plainClaims.Iss) != pk.frontendAPI:
 		// 2. The plain session belongs to another Clerk instance.
 		return true
 	case !hasSuffixedUAT && suffixed == "":

@@ -205,10 +205,9 @@ func anyScoped(held *Scoped, want []string) bool {
 	return false
 }
 
-// met compares the claim as placeholders render it: strings as is,
-// numbers as the issuer wrote them (so 1.0 is not 1), booleans as
-// true/false. An array is met by any element; a missing or null claim
-// never is.
+// met compares the claim's text (claimString): strings as is, numbers as
+// the issuer wrote them (so 1.0 is not 1), booleans as true/false. An
+// array is met by any element; a missing or null claim never is.
 func (c *claimRequirement) met(id *Identity) bool {
 	v, ok := id.claim(c.path)
 	if !ok {

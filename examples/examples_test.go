@@ -283,6 +283,13 @@ func testExample(t *testing.T, argv []string) {
 	}{
 		{"valid token", caddy, withToken(member, nil), http.StatusOK, memberIdentity},
 		{"valid token, forged headers", caddy, withToken(member, forged), http.StatusOK, memberIdentity},
+		// The roles header is a list: a comma inside a role arrives
+		// percent-encoded, and the app decodes each element.
+		{"role holding a comma", caddy, withToken(iss.Mint(clerktest.WithClaims(map[string]any{"sub": "user_odd", "roles": []string{"viewer,admin", "50%"}})), nil),
+			http.StatusOK, map[string]any{
+				"user_id": "user_odd", "session_id": clerktest.DefaultSessionID,
+				"org_id": nil, "org_role": nil, "roles": []any{"viewer,admin", "50%"},
+			}},
 		{"valid token without org, forged org headers", caddy, withToken(noOrg, forged), http.StatusOK, map[string]any{
 			"user_id": "user_solo", "session_id": clerktest.DefaultSessionID,
 			"org_id": nil, "org_role": nil, "roles": []any{},

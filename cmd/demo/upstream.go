@@ -36,7 +36,15 @@ func identityFrom(h http.Header) identity {
 		Roles:     []string{},
 	}
 	if roles := h.Get("X-User-Roles"); roles != "" {
-		id.Roles = strings.Split(roles, ",")
+		// A list placeholder percent-encodes '%' and ',' (and a few more)
+		// inside each element, so a role named "viewer,admin" stays one.
+		for _, e := range strings.Split(roles, ",") {
+			role, err := url.PathUnescape(e)
+			if err != nil {
+				role = e
+			}
+			id.Roles = append(id.Roles, role)
+		}
 	}
 	return id
 }

@@ -15,6 +15,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -44,7 +45,15 @@ func identityFrom(r *http.Request) identity {
 		Roles:     []string{},
 	}
 	if roles := r.Header.Get("X-User-Roles"); roles != "" {
-		id.Roles = strings.Split(roles, ",")
+		// A list placeholder percent-encodes '%' and ',' (and a few more)
+		// inside each element, so a role named "viewer,admin" stays one.
+		for _, e := range strings.Split(roles, ",") {
+			role, err := url.PathUnescape(e)
+			if err != nil {
+				role = e
+			}
+			id.Roles = append(id.Roles, role)
+		}
 	}
 	return id
 }

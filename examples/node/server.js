@@ -28,7 +28,9 @@ function identity(headers) {
     found[field] = headers[name] || null;
   }
   const roles = headers['x-user-roles'];
-  found.roles = roles ? roles.split(',') : [];
+  // A list placeholder percent-encodes '%' and ',' (and a few more) inside
+  // each element, so a role named "viewer,admin" stays one.
+  found.roles = roles ? roles.split(',').map(decodeURIComponent) : [];
   return found;
 }
 

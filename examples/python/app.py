@@ -12,6 +12,7 @@ them (and their X_User_Id look-alikes) before setting them.
 import argparse
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 # JSON field -> the header Caddy's forward_header line sets.
 IDENTITY_HEADERS = {
@@ -26,7 +27,9 @@ def identity(headers):
     """The caller's identity; None (JSON null) where the token has no claim."""
     found = {field: headers.get(name) or None for field, name in IDENTITY_HEADERS.items()}
     roles = headers.get("X-User-Roles")
-    found["roles"] = roles.split(",") if roles else []
+    # A list placeholder percent-encodes '%' and ',' (and a few more) inside
+    # each element, so a role named "viewer,admin" stays one.
+    found["roles"] = [unquote(r) for r in roles.split(",")] if roles else []
     return found
 
 
