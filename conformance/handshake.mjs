@@ -38,7 +38,6 @@ for (const [name, inst] of Object.entries(input.instances)) {
       publishableKey: inst.publishableKey,
       jwtKey: input.pem,
       proxyUrl: inst.proxyUrl || '',
-      authorizedParties: input.authorizedParties,
     },
     apiClient: undefined,
   }).authenticateRequest;
@@ -52,7 +51,11 @@ for (const shape of input.shapes) {
     for (const [name, value] of shape.headers) {
       headers.append(name, value);
     }
-    const state = await authenticators[shape.instance](new Request(shape.url, { method: shape.method, headers }));
+    // authorizedParties is a per-request option: createAuthenticateRequest
+    // drops build-time options it does not list in its defaults.
+    const state = await authenticators[shape.instance](new Request(shape.url, { method: shape.method, headers }), {
+      authorizedParties: input.authorizedParties,
+    });
     out.status = state.status;
     out.reason = state.reason ?? '';
     out.location = state.headers.get('location') ?? '';
