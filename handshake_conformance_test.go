@@ -76,16 +76,16 @@ func TestHandshakeConformanceWithClerkSDK(t *testing.T) {
 	}
 }
 
-// hsShape is one request, as both sides see it.
-type hsShape struct {
+// requestShape is one request, as both sides see it.
+type requestShape struct {
 	desc     string
-	instance string // a key of hsInstances
+	instance string // a key of handshakeInstances
 	url      string
 	method   string
 	headers  [][2]string
 }
 
-func (s *hsShape) header(name string) string {
+func (s *requestShape) header(name string) string {
 	for _, h := range s.headers {
 		if strings.EqualFold(h[0], name) {
 			return h[1]
@@ -94,8 +94,8 @@ func (s *hsShape) header(name string) string {
 	return ""
 }
 
-// hsVerdict is one side's answer; equal verdicts agree.
-type hsVerdict struct {
+// requestVerdict is one side's answer; equal verdicts agree.
+type requestVerdict struct {
 	Status    string `json:"status"`
 	Reason    string `json:"reason"`
 	Location  string `json:"location"`
@@ -103,12 +103,12 @@ type hsVerdict struct {
 	Exception string `json:"exception"`
 }
 
-// hsInstance is one Clerk configuration of the shapes.
-type hsInstance struct {
+// handshakeInstance is one Clerk configuration of the shapes.
+type handshakeInstance struct {
 	publishableKey, proxyURL string
 }
 
-var hsInstances = map[string]hsInstance{
+var handshakeInstances = map[string]handshakeInstance{
 	"live":      {publishableKey: "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"},
 	"dev":       {publishableKey: "pk_test_aGFwcHktaGlwcG8tMS5jbGVyay5hY2NvdW50cy5kZXYk"},
 	"proxy":     {publishableKey: "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k", proxyURL: "https://app.example.com/__clerk"},
@@ -118,10 +118,10 @@ var hsInstances = map[string]hsInstance{
 // runOurHandshake decides every shape with internal/handshake, verifying
 // tokens with the verifier the Caddyfile `publishable_key`, `jwt_key` and
 // `authorized_parties` would build.
-func runOurHandshake(t *testing.T, iss *clerktest.Issuer, shapes []hsShape) []hsVerdict {
-	out := make([]hsVerdict, len(shapes))
+func runOurHandshake(t *testing.T, iss *clerktest.Issuer, shapes []requestShape) []requestVerdict {
+	out := make([]requestVerdict, len(shapes))
 	for i, s := range shapes {
-		cfg := hsInstances[s.instance]
+		cfg := handshakeInstances[s.instance]
 		pk, err := parsePublishableKey(cfg.publishableKey)
 		if err != nil {
 			t.Fatal(err)
@@ -153,13 +153,13 @@ func runOurHandshake(t *testing.T, iss *clerktest.Issuer, shapes []hsShape) []hs
 			h.Add(kv[0], kv[1])
 		}
 		d := handshake.Decide(inst, &handshake.Request{URL: u, Method: s.method, Header: h, Now: testNow}, verify)
-		out[i] = hsVerdict{Status: d.Outcome.String(), Reason: d.Reason, Location: d.Location, SetCookie: d.SetCookie}
+		out[i] = requestVerdict{Status: d.Outcome.String(), Reason: d.Reason, Location: d.Location, SetCookie: d.SetCookie}
 	}
 	return out
 }
 
 // runClerkHandshake runs conformance/handshake.mjs over the shapes.
-func runClerkHandshake(t *testing.T, iss *clerktest.Issuer, shapes []hsShape) []hsVerdict {
+func runClerkHandshake(t *testing.T, iss *clerktest.Issuer, shapes []requestShape) []requestVerdict {
 	type instance struct {
 		PublishableKey string `json:"publishableKey"`
 		ProxyURL       string `json:"proxyUrl"`
@@ -179,7 +179,7 @@ func runClerkHandshake(t *testing.T, iss *clerktest.Issuer, shapes []hsShape) []
 		Instances         map[string]instance `json:"instances"`
 		Shapes            []shape             `json:"shapes"`
 	}{testNow.UnixMilli(), iss.PublicKeyPEM(), "sk_test_conformance", differentialParties, map[string]instance{}, nil}
-	for name, inst := range hsInstances {
+	for name, inst := range handshakeInstances {
 		input.Instances[name] = instance{inst.publishableKey, inst.proxyURL}
 	}
 	for i, s := range shapes {
@@ -204,7 +204,7 @@ func runClerkHandshake(t *testing.T, iss *clerktest.Issuer, shapes []hsShape) []
 	}
 	var results []struct {
 		ID int `json:"id"`
-		hsVerdict
+		requestVerdict
 	}
 	if err := json.Unmarshal(stdout, &results); err != nil {
 		t.Fatalf("handshake.mjs output is not JSON: %v\n%.2000s", err, stdout)
@@ -212,39 +212,39 @@ func runClerkHandshake(t *testing.T, iss *clerktest.Issuer, shapes []hsShape) []
 	if len(results) != len(shapes) {
 		t.Fatalf("handshake.mjs answered %d shapes, want %d", len(results), len(shapes))
 	}
-	out := make([]hsVerdict, len(shapes))
+	out := make([]requestVerdict, len(shapes))
 	for i, r := range results {
 		if r.ID != i {
 			t.Fatalf("handshake.mjs answer %d is for shape %d", i, r.ID)
 		}
-		out[i] = r.hsVerdict
+		out[i] = r.requestVerdict
 	}
 	return out
 }
 
-// hsDifference is one documented way internal/handshake departs from
+// handshakeDifference is one documented way internal/handshake departs from
 // Clerk's authenticateRequest; match says which disagreements it explains,
 // from the shape and both verdicts, so that a shape that disagrees for
 // another cause is not explained away.
-type hsDifference struct {
+type handshakeDifference struct {
 	name  string
 	shape string // which requests, in words: the predicate match implements
 	ours  string
 	clerk string
 	why   string
-	match func(s *hsShape, ours, clerk hsVerdict) bool
+	match func(s *requestShape, ours, clerk requestVerdict) bool
 }
 
 // handshakeDifferences is the single source of the handshake table in
 // SECURITY.md.
-var handshakeDifferences = []hsDifference{
+var handshakeDifferences = []handshakeDifference{
 	{
 		name:  "loop-guard-ceiling",
 		shape: "`__clerk_redirect_count` is above 3 on a request that would be a handshake",
 		ours:  "signed-out with the handshake's reason, no redirect",
 		clerk: "redirects again: the guard trips only when the counter is exactly 3",
 		why:   "The counter is a ceiling, not a checkpoint: a crafted or racing value above the limit must not restart the redirect loop.",
-		match: func(s *hsShape, ours, clerk hsVerdict) bool {
+		match: func(s *requestShape, ours, clerk requestVerdict) bool {
 			n := redirectCountOf(s)
 			return n != "3" && jsNumberAtLeast(n, 3) && ours.Status == "signed-out" && clerk.Status == "handshake" && ours.Reason == clerk.Reason
 		},
@@ -255,7 +255,7 @@ var handshakeDifferences = []hsDifference{
 		ours:  "ignores the parameter and decides the request as if it were absent",
 		clerk: "redirects there (`primary-responds-to-syncing`) with the dev-browser token appended",
 		why:   "An open redirect that hands the dev-browser token (the development session binding) to any site named in a link.",
-		match: func(s *hsShape, _, clerk hsVerdict) bool {
+		match: func(s *requestShape, _, clerk requestVerdict) bool {
 			u, err := url.Parse(s.url)
 			if err != nil || s.instance != "dev" || clerk.Reason != "primary-responds-to-syncing" {
 				return false
@@ -270,7 +270,7 @@ var handshakeDifferences = []hsDifference{
 		ours:  "reads the token from the header (the header path)",
 		clerk: "ignores the header and decides by the cookies",
 		why:   "RFC 9110 §11.1: the scheme is case-insensitive; the rest of clerk_auth reads it so, and one request must not name a token to the verifier and another to the handshake.",
-		match: func(s *hsShape, _, _ hsVerdict) bool {
+		match: func(s *requestShape, _, _ requestVerdict) bool {
 			scheme, _, _ := strings.Cut(s.header("Authorization"), " ")
 			return strings.EqualFold(scheme, "Bearer") && scheme != "Bearer"
 		},
@@ -281,14 +281,14 @@ var handshakeDifferences = []hsDifference{
 		ours:  "no refresh: handshake (or signed-out) with `session-token-expired-refresh-missing-api-client`",
 		clerk: "with a Backend API client (every framework SDK) calls `POST /v1/sessions/{sid}/refresh` and is signed in on success; the test runs it without one, so the two agree there",
 		why:   "A Backend API call per expired token at the edge costs latency and rate limit; the handshake gets the same fresh token from the Frontend API, and the reason is the one Clerk gives when it cannot refresh.",
-		match: func(s *hsShape, ours, clerk hsVerdict) bool {
+		match: func(s *requestShape, ours, clerk requestVerdict) bool {
 			const expired = "session-token-expired-refresh-"
 			return strings.Contains(s.header("Cookie"), "__refresh_") && ours.Reason == expired+"missing-api-client" && strings.HasPrefix(clerk.Reason, expired)
 		},
 	},
 }
 
-func redirectCountOf(s *hsShape) string {
+func redirectCountOf(s *requestShape) string {
 	for _, part := range strings.Split(s.header("Cookie"), ";") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "__clerk_redirect_count="); ok {
 			return strings.TrimSpace(v)
@@ -305,7 +305,7 @@ func jsNumberAtLeast(s string, limit float64) bool {
 
 // explainHandshake returns the first documented difference that accounts
 // for the disagreement on s.
-func explainHandshake(s *hsShape, ours, clerk hsVerdict) *hsDifference {
+func explainHandshake(s *requestShape, ours, clerk requestVerdict) *handshakeDifference {
 	for i := range handshakeDifferences {
 		if handshakeDifferences[i].match(s, ours, clerk) {
 			return &handshakeDifferences[i]
@@ -315,8 +315,8 @@ func explainHandshake(s *hsShape, ours, clerk hsVerdict) *hsDifference {
 }
 
 const (
-	hsDiffBegin = "<!-- BEGIN handshake differences: generated from handshake_conformance_test.go; refresh with go test -run TestSecurityMDHandshakeDifferencesInSync -update-security-md -->\n"
-	hsDiffEnd   = "<!-- END handshake differences -->\n"
+	handshakeDiffBegin = "<!-- BEGIN handshake differences: generated from handshake_conformance_test.go; refresh with go test -run TestSecurityMDHandshakeDifferencesInSync -update-security-md -->\n"
+	handshakeDiffEnd   = "<!-- END handshake differences -->\n"
 )
 
 func renderHandshakeDifferences() string {
@@ -333,12 +333,12 @@ func TestSecurityMDHandshakeDifferencesInSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, rest, ok1 := strings.Cut(string(doc), hsDiffBegin)
-	_, after, ok2 := strings.Cut(rest, hsDiffEnd)
+	before, rest, ok1 := strings.Cut(string(doc), handshakeDiffBegin)
+	_, after, ok2 := strings.Cut(rest, handshakeDiffEnd)
 	if !ok1 || !ok2 {
-		t.Fatalf("SECURITY.md lacks the markers %q and %q", hsDiffBegin, hsDiffEnd)
+		t.Fatalf("SECURITY.md lacks the markers %q and %q", handshakeDiffBegin, handshakeDiffEnd)
 	}
-	want := before + hsDiffBegin + renderHandshakeDifferences() + hsDiffEnd + after
+	want := before + handshakeDiffBegin + renderHandshakeDifferences() + handshakeDiffEnd + after
 	if want == string(doc) {
 		return
 	}

@@ -16,6 +16,8 @@ const (
 	ReasonSessionTokenMissing      = "session-token-missing"
 	ReasonTypeMismatch             = "token-type-mismatch"
 	ReasonTokenInvalid             = "token-invalid"
+	ReasonInvalidAlgorithm         = "token-invalid-algorithm"
+	ReasonInvalidSignature         = "token-invalid-signature"
 )
 
 // The verify callback's reasons that Clerk answers with a handshake rather

@@ -31,7 +31,8 @@ var handshakeAlgs = []string{"RS256", "RS384", "RS512"}
 // ignore category, then verifySignature, which must check the signature
 // against the instance's key set (by kid). Like Clerk, it checks no time
 // claim. A handshake claim that is not an array yields no directives; an
-// array holding anything but strings is refused.
+// array holding anything but strings is refused. verifySignature's error
+// is wrapped into the returned one, so it must not quote the token.
 func HandshakeDirectives(token string, verifySignature func(token string) error) ([]string, error) {
 	p, ok := peek(token)
 	if !ok {
@@ -41,7 +42,7 @@ func HandshakeDirectives(token string, verifySignature func(token string) error)
 		return nil, &ReturnLegError{ReasonTokenInvalid, "the handshake token's typ is not JWT"}
 	}
 	if alg, _ := p.header["alg"].(string); !slices.Contains(handshakeAlgs, alg) {
-		return nil, &ReturnLegError{"token-invalid-algorithm", "the handshake token's alg is not RS256, RS384 or RS512"}
+		return nil, &ReturnLegError{ReasonInvalidAlgorithm, "the handshake token's alg is not RS256, RS384 or RS512"}
 	}
 	if nonSessionCategory(p) {
 		// AISEC-85: a JWT template signed by the same key could otherwise
@@ -49,7 +50,7 @@ func HandshakeDirectives(token string, verifySignature func(token string) error)
 		return nil, &ReturnLegError{ReasonTokenInvalid, "invalid handshake token category"}
 	}
 	if err := verifySignature(token); err != nil {
-		return nil, &ReturnLegError{"token-invalid-signature", "handshake signature is invalid: " + err.Error()}
+		return nil, &ReturnLegError{ReasonInvalidSignature, "handshake signature is invalid: " + err.Error()}
 	}
 	list, ok := p.payload["handshake"].([]any)
 	if !ok {
