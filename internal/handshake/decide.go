@@ -4,6 +4,10 @@
 // with Clerk's reason, and builds the redirect byte for byte as Clerk's SDK
 // does. It does no I/O: tokens are verified through a callback, and the
 // return leg's network half (the nonce) belongs to the caller.
+//
+// Not implemented: satellite domains, organization sync (Clerk's
+// active-organization-mismatch), and refresh through __refresh, which
+// needs a Backend API call per expired token (see refreshNotAtEdge).
 package handshake
 
 import (
