@@ -194,11 +194,11 @@ type Handler struct {
 	SignInURL string `json:"sign_in_url,omitempty"`
 
 	// Request headers set from the identity. On every request through this
-	// handler, each field (and any header a CGI/WSGI server would read as the
-	// same variable, e.g. `X_User_Id` for `X-User-Id`) is first deleted from
-	// the client's request; then, when authenticated, it is set to its value
-	// with placeholders expanded. This is the spoof-proof way to hand the
-	// identity to any handler or upstream.
+	// handler, each field (and any header a CGI/WSGI/PHP server would read as
+	// the same variable, e.g. `X_User_Id` or `X.User.Id` for `X-User-Id`) is
+	// first deleted from the client's request; then, when authenticated, it
+	// is set to its value with placeholders expanded. This is the spoof-proof
+	// way to hand the identity to any handler or upstream.
 	ForwardHeaders []ForwardHeader `json:"forward_headers,omitempty"`
 
 	verifier     *verifier
