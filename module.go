@@ -58,7 +58,8 @@ const (
 // `{http.auth.user.azp}` and `{http.auth.user.claims.<dotted.path>}`. On an
 // anonymous request (see Optional) they are all empty.
 //
-// CORS preflight requests pass through unauthenticated.
+// CORS preflight requests pass through unauthenticated, unless Preflight
+// says otherwise.
 type Handler struct {
 	// The Clerk publishable key (`pk_test_...` or `pk_live_...`). It names
 	// the instance, so on its own it is a complete configuration: the issuer
@@ -201,12 +202,24 @@ type Handler struct {
 	// way to hand the identity to any handler or upstream.
 	ForwardHeaders []ForwardHeader `json:"forward_headers,omitempty"`
 
+	// What a CORS preflight gets: `pass` (the default) or `authenticate`. A
+	// preflight is an OPTIONS with `Origin` and
+	// `Access-Control-Request-Method` and no body; browsers send it without
+	// credentials before a cross-origin call. With `pass` it goes on
+	// unauthenticated: the upstream gets an OPTIONS with the owned headers
+	// stripped and every identity placeholder empty, and must not act on
+	// it. With `authenticate` it is checked like any other request, so a
+	// browser's preflight gets 401: for routes no other origin calls.
+	Preflight string `json:"preflight,omitempty"`
+
 	verifier     *verifier
 	requirements requirements
 	publishable  *publishableKey
 	signIn       *url.URL
 	keySetKey    string
 	ownedHeaders []string
+	// authenticatePreflights is Preflight == "authenticate".
+	authenticatePreflights bool
 	// forwardFields[i] names the identity field when ForwardHeaders[i] is
 	// just one {http.auth.user.*} placeholder (the usual case), so the
 	// value is read directly instead of parsed by the replacer per request.
@@ -251,7 +264,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	st, r := stateFor(r, repl)
 	st.id, st.reason = nil, ""
 
-	if isPreflight(r) {
+	if !h.authenticatePreflights && isPreflight(r) {
 		return next.ServeHTTP(w, r)
 	}
 

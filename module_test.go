@@ -241,6 +241,99 @@ func TestCookieAndPreflight(t *testing.T) {
 	})
 }
 
+// TestPreflight: a CORS preflight passes unauthenticated by default, and is
+// authenticated with `preflight authenticate`. An OPTIONS with a body is not
+// a preflight, whatever its headers: it cannot carry data to the upstream
+// unauthenticated, even on a route that requires a role.
+func TestPreflight(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddyWithOptions(t, `
+	servers {
+		protocols h1 h2c
+	}`, fmt.Sprintf(`
+:%[1]d {
+	route /pass/* {
+		clerk_auth {
+			issuer %[2]s
+			roles admin
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s
+	}
+	route /authenticate/* {
+		clerk_auth {
+			issuer %[2]s
+			preflight authenticate
+		}
+		reverse_proxy %[3]s
+	}
+	handle_errors {
+		header X-Reason {http.auth.clerk.reason}
+		respond {err.status_code}
+	}
+}`, caddyPort, iss.URL, up.addr()))
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	h2cClient := &http.Client{Transport: &http.Transport{Protocols: &h2c}}
+	t.Cleanup(h2cClient.CloseIdleConnections)
+
+	const unknownLength = -1
+	cases := []struct {
+		name   string
+		path   string
+		body   string
+		length int64 // Content-Length sent with body; unknownLength sends none
+		h2c    bool
+		token  string
+		status int
+		reason string
+	}{
+		{name: "preflight passes by default", path: "/pass/x", status: 200},
+		{name: "preflight over HTTP/2 passes by default", path: "/pass/x", h2c: true, status: 200},
+		{name: "with a Content-Length body", path: "/pass/x", body: "state-changing", length: 14, status: 401, reason: ReasonTokenMissing},
+		{name: "with a chunked body", path: "/pass/x", body: "state-changing", length: unknownLength, status: 401, reason: ReasonTokenMissing},
+		{name: "with an HTTP/2 body of unknown length", path: "/pass/x", body: "state-changing", length: unknownLength, h2c: true, status: 401, reason: ReasonTokenMissing},
+		{name: "preflight authenticate", path: "/authenticate/x", status: 401, reason: ReasonTokenMissing},
+		{name: "preflight authenticate with a valid token", path: "/authenticate/x", token: iss.Mint(), status: 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up.reset()
+			req, err := http.NewRequest(http.MethodOptions, caddyURL(tc.path), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = http.Header{"Origin": {"https://app.example.com"}, "Access-Control-Request-Method": {"POST"}}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if tc.body != "" {
+				req.Body = io.NopCloser(strings.NewReader(tc.body))
+				req.ContentLength = tc.length
+			}
+			client := tester.Client
+			if tc.h2c {
+				client = h2cClient
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if tc.h2c && resp.ProtoMajor != 2 {
+				t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+			}
+			if resp.StatusCode != tc.status || resp.Header.Get("X-Reason") != tc.reason {
+				t.Fatalf("status %d, reason %q; want %d %q", resp.StatusCode, resp.Header.Get("X-Reason"), tc.status, tc.reason)
+			}
+			if reached := up.last() != nil; reached != (tc.status == 200) {
+				t.Fatalf("upstream reached: %v, want %v", reached, tc.status == 200)
+			}
+		})
+	}
+}
+
 // TestOptional checks that anonymous requests continue with empty identity
 // placeholders and never carry a forged identity header.
 func TestOptional(t *testing.T) {
