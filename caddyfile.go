@@ -52,6 +52,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		sign_in_url         <url>
 //		forward_header      <field> <value>
 //		preflight           pass|authenticate
+//		cross_site_cookies  refuse|allow
 //	}
 //
 // issuer, audience, authorized_parties and accept may be repeated; their
@@ -123,6 +124,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = single(d, &h.SignInURL)
 		case "preflight":
 			err = singleChoice(d, &h.Preflight, preflightPass, preflightAuthenticate)
+		case "cross_site_cookies":
+			err = singleChoice(d, &h.CrossSiteCookies, crossSiteCookiesRefuse, crossSiteCookiesAllow)
 		case "forward_header":
 			var fh ForwardHeader
 			if !d.AllArgs(&fh.Field, &fh.Value) {

@@ -226,6 +226,13 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			want: Handler{Preflight: "pass"},
 		},
 		{
+			name: "cross_site_cookies allow",
+			input: `clerk_auth {
+				cross_site_cookies allow
+			}`,
+			want: Handler{CrossSiteCookies: "allow"},
+		},
+		{
 			name: "forward_header repeated keeps order",
 			input: `clerk_auth {
 				forward_header X-User-Id {http.auth.user.id}
@@ -313,6 +320,16 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			name:  "preflight twice",
 			input: "clerk_auth {\n\tpreflight pass\n\tpreflight authenticate\n}",
 			want:  []string{"preflight is given twice"},
+		},
+		{
+			name:  "cross_site_cookies with an unknown word",
+			input: "clerk_auth {\n\tcross_site_cookies yes\n}",
+			want:  []string{`cross_site_cookies "yes": use refuse or allow`, "Testfile:2"},
+		},
+		{
+			name:  "cross_site_cookies with two values",
+			input: "clerk_auth {\n\tcross_site_cookies refuse allow\n}",
+			want:  []string{"wrong argument count"},
 		},
 		{
 			name:  "allow_pending with a value",
@@ -619,6 +636,11 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 			name: "preflight with an unknown word",
 			h:    Handler{Issuers: okIssuer, Preflight: "Authenticate"},
 			want: []string{`preflight "Authenticate": use pass or authenticate`},
+		},
+		{
+			name: "cross_site_cookies with an unknown word",
+			h:    Handler{Issuers: okIssuer, CrossSiteCookies: "off"},
+			want: []string{`cross_site_cookies "off": use refuse or allow`},
 		},
 		{
 			name: "second forward_header bad",

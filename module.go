@@ -212,6 +212,18 @@ type Handler struct {
 	// browser's preflight gets 401: for routes no other origin calls.
 	Preflight string `json:"preflight,omitempty"`
 
+	// Whether a session cookie counts on a cross-site state-changing
+	// request: `refuse` (the default) or `allow`. With `refuse`, a request
+	// with any method but GET, HEAD, OPTIONS and TRACE whose token comes
+	// from the cookie is unauthenticated, with reason `cross-site-cookie`,
+	// when the browser says it is cross-site (`Sec-Fetch-Site:
+	// cross-site`) or its Origin is neither the request's own origin nor
+	// one of AuthorizedParties (`Origin: null` included). A token in the
+	// Authorization header is never affected: other sites' pages cannot
+	// make a browser send it. This is CSRF protection that does not rely on
+	// the browser's SameSite handling alone; `allow` leaves it to the app.
+	CrossSiteCookies string `json:"cross_site_cookies,omitempty"`
+
 	verifier     *verifier
 	requirements requirements
 	publishable  *publishableKey
@@ -220,6 +232,11 @@ type Handler struct {
 	ownedHeaders []string
 	// authenticatePreflights is Preflight == "authenticate".
 	authenticatePreflights bool
+	// allowCrossSiteCookies is CrossSiteCookies == "allow".
+	allowCrossSiteCookies bool
+	// trustedOrigins are the AuthorizedParties that are origins, canonical:
+	// cross-site requests from them may still use the session cookie.
+	trustedOrigins []string
 	// forwardFields[i] names the identity field when ForwardHeaders[i] is
 	// just one {http.auth.user.*} placeholder (the usual case), so the
 	// value is read directly instead of parsed by the replacer per request.
@@ -275,6 +292,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		err = &VerifyError{Reason: ReasonTokenInvalid, Err: err}
 	case token == "":
 		err = &VerifyError{Reason: ReasonTokenMissing, Err: errors.New("no bearer token or __session cookie")}
+	case carrier == carrierCookie && !h.allowCrossSiteCookies && !isSafeMethod(r.Method) && crossSite(r, h.trustedOrigins):
+		// Browsers attach cookies to requests other sites' pages make;
+		// SameSite=Lax still lets through those of sibling origins (other
+		// ports, other subdomains), so the request's own headers decide.
+		err = &VerifyError{Reason: ReasonCrossSiteCookie, Err: errors.New("the session cookie came with a state-changing request from another origin")}
 	default:
 		id, err = h.verifier.verify(r.Context(), token)
 	}

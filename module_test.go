@@ -334,6 +334,123 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
+// TestCrossSiteCookie: a state-changing request whose token comes from the
+// session cookie is unauthenticated when a browser says another origin's
+// page sent it; a token in the Authorization header, a safe method, the
+// request's own origin and an authorized party are unaffected.
+func TestCrossSiteCookie(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%[1]d {
+	route /req/* {
+		clerk_auth {
+			issuer %[2]s
+			authorized_parties %[4]s
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s
+	}
+	route /opt/* {
+		clerk_auth {
+			issuer %[2]s
+			optional
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s {
+			header_up X-Reason {http.auth.clerk.reason}
+		}
+	}
+	route /allow/* {
+		clerk_auth {
+			issuer %[2]s
+			cross_site_cookies allow
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s
+	}
+	handle_errors {
+		header X-Reason {http.auth.clerk.reason}
+		respond {err.status_code}
+	}
+}`, caddyPort, iss.URL, up.addr(), clerktest.DefaultAZP))
+
+	token := iss.Mint()
+	carriers := map[string]http.Header{
+		"cookie": {"Cookie": {"__session=" + token}},
+		"header": bearer(token),
+	}
+	origins := map[string]string{
+		"own":              fmt.Sprintf("http://localhost:%d", caddyPort),
+		"evil":             "https://evil.example",
+		"authorized party": clerktest.DefaultAZP,
+		"null":             "null",
+		"absent":           "",
+	}
+	fetchSites := []string{"same-origin", "cross-site", ""}
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodGet} {
+		for carrier, credentials := range carriers {
+			for originName, origin := range origins {
+				for _, site := range fetchSites {
+					refused := carrier == "cookie" && method != http.MethodGet &&
+						(site == "cross-site" || originName == "evil" || originName == "null")
+					name := fmt.Sprintf("%s %s Origin=%s Sec-Fetch-Site=%s", method, carrier, originName, site)
+					t.Run(name, func(t *testing.T) {
+						up.reset()
+						h := credentials.Clone()
+						if origin != "" {
+							h.Set("Origin", origin)
+						}
+						if site != "" {
+							h.Set("Sec-Fetch-Site", site)
+						}
+						resp, body := do(t, tester, method, "/req/x", h)
+						if refused {
+							if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Reason") != ReasonCrossSiteCookie {
+								t.Fatalf("status %d, reason %q; want 401 %q", resp.StatusCode, resp.Header.Get("X-Reason"), ReasonCrossSiteCookie)
+							}
+							want := `Bearer error="invalid_token", error_description="cross-site-cookie"`
+							if got := resp.Header.Get("WWW-Authenticate"); got != want {
+								t.Errorf("WWW-Authenticate %q, want %q", got, want)
+							}
+							if up.last() != nil {
+								t.Error("a refused request reached the upstream")
+							}
+							return
+						}
+						if resp.StatusCode != http.StatusOK {
+							t.Fatalf("status %d (%q, reason %q), want 200", resp.StatusCode, body, resp.Header.Get("X-Reason"))
+						}
+						if got := up.last().Get("X-User-Id"); got != clerktest.DefaultSubject {
+							t.Fatalf("upstream X-User-Id %q, want %q", got, clerktest.DefaultSubject)
+						}
+					})
+				}
+			}
+		}
+	}
+
+	crossSiteCookie := http.Header{"Cookie": {"__session=" + token}, "Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}
+	t.Run("optional: a cross-site cookie goes on anonymously", func(t *testing.T) {
+		up.reset()
+		resp, _ := do(t, tester, http.MethodPost, "/opt/x", crossSiteCookie)
+		got := up.last()
+		if resp.StatusCode != http.StatusOK || got == nil {
+			t.Fatalf("status %d, upstream reached: %v", resp.StatusCode, got != nil)
+		}
+		if got.Get("X-User-Id") != "" || got.Get("X-Reason") != ReasonCrossSiteCookie {
+			t.Fatalf("upstream X-User-Id %q, reason %q; want none, %q", got.Get("X-User-Id"), got.Get("X-Reason"), ReasonCrossSiteCookie)
+		}
+	})
+	t.Run("cross_site_cookies allow", func(t *testing.T) {
+		up.reset()
+		resp, _ := do(t, tester, http.MethodPost, "/allow/x", crossSiteCookie)
+		if resp.StatusCode != http.StatusOK || up.last().Get("X-User-Id") != clerktest.DefaultSubject {
+			t.Fatalf("status %d, upstream %v", resp.StatusCode, up.last())
+		}
+	})
+}
+
 // TestOptional checks that anonymous requests continue with empty identity
 // placeholders and never carry a forged identity header.
 func TestOptional(t *testing.T) {

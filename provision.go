@@ -44,6 +44,7 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 		h.provisionSignIn,
 		h.provisionForwardHeaders,
 		h.provisionPreflight,
+		h.provisionCrossSiteCookies,
 		h.provisionVerifier,
 	} {
 		if err := step(repl); err != nil {
@@ -105,6 +106,13 @@ func (h *Handler) provisionForwardHeaders(*caddy.Replacer) error {
 func (h *Handler) provisionPreflight(*caddy.Replacer) error {
 	mode, err := choice("preflight", h.Preflight, preflightPass, preflightAuthenticate)
 	h.authenticatePreflights = mode == preflightAuthenticate
+	return err
+}
+
+func (h *Handler) provisionCrossSiteCookies(repl *caddy.Replacer) error {
+	mode, err := choice("cross_site_cookies", h.CrossSiteCookies, crossSiteCookiesRefuse, crossSiteCookiesAllow)
+	h.allowCrossSiteCookies = mode == crossSiteCookiesAllow
+	h.trustedOrigins = canonicalOrigins(expandAll(repl, h.AuthorizedParties))
 	return err
 }
 

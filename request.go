@@ -95,11 +95,7 @@ func isDocumentRequest(r *http.Request) bool {
 // signInRedirect is signIn with redirect_url set to the absolute URL of r,
 // so the sign-in page can send the user back.
 func signInRedirect(signIn *url.URL, r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	back := scheme + "://" + r.Host + r.URL.RequestURI()
+	back := requestOrigin(r) + r.URL.RequestURI()
 	u := *signIn
 	q := u.Query()
 	q.Set("redirect_url", back)

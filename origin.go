@@ -1,0 +1,92 @@
+package clerkauth
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// The cross_site_cookies settings: refuse a session cookie on a cross-site
+// state-changing request (the default), or accept it as Clerk's SDK does.
+const (
+	crossSiteCookiesRefuse = "refuse"
+	crossSiteCookiesAllow  = "allow"
+)
+
+// isSafeMethod reports the methods RFC 9110 §9.2.1 defines as safe: they
+// must not change state, so a forged cross-site one gains nothing.
+func isSafeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// crossSite reports a request a browser sent on behalf of a page of another
+// origin: `Sec-Fetch-Site: cross-site`, or an Origin that is neither the
+// request's own origin nor one of trusted. Browsers set both headers
+// themselves, and no page can forge them. An Origin of "null" (sandboxed
+// frames, cross-origin redirects, local files), a malformed one or several
+// of them are cross-site. A request with neither header (curl, a server, an
+// old browser) is not: it was not sent by another site's page.
+func crossSite(r *http.Request, trusted []string) bool {
+	if slices.Contains(r.Header.Values("Sec-Fetch-Site"), "cross-site") {
+		return true
+	}
+	origins := r.Header.Values("Origin")
+	switch len(origins) {
+	case 0:
+		return false
+	case 1:
+	default:
+		return true
+	}
+	origin, ok := canonicalOrigin(origins[0])
+	if !ok {
+		return true
+	}
+	if own, ok := canonicalOrigin(requestOrigin(r)); ok && origin == own {
+		return false
+	}
+	return !slices.Contains(trusted, origin)
+}
+
+// requestOrigin is the origin the client addressed: the scheme and the
+// host as the request arrived.
+func requestOrigin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// canonicalOrigin is an origin as browsers serialise it (RFC 6454 §6.1):
+// lower-case scheme and host, and no port when it is the scheme's default,
+// so that `https://App.example.com:443` and `https://app.example.com`
+// compare equal. Anything but a bare http(s) origin is refused.
+func canonicalOrigin(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return "", false
+	}
+	host := strings.ToLower(u.Host)
+	if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
+		host = strings.TrimSuffix(host, ":"+p)
+	}
+	return u.Scheme + "://" + host, true
+}
+
+// canonicalOrigins keeps the entries of list that are origins, canonical.
+func canonicalOrigins(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if o, ok := canonicalOrigin(s); ok {
+			out = append(out, o)
+		}
+	}
+	return out
+}
