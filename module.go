@@ -191,7 +191,10 @@ type Handler struct {
 	// Where browsers sign in. An unauthenticated GET for a page (a document
 	// or iframe navigation, or an `Accept: text/html` request) is redirected
 	// with 307 to `<url>?redirect_url=<the original URL>`; API requests still
-	// get 401. Typically your Account Portal sign-in page.
+	// get 401. Typically your Account Portal sign-in page. The original URL
+	// has the scheme and host the request arrived with or, when it came from
+	// one of the server's `trusted_proxies`, the first `X-Forwarded-Proto`
+	// and `X-Forwarded-Host`.
 	SignInURL string `json:"sign_in_url,omitempty"`
 
 	// Request headers set from the identity. On every request through this
@@ -217,7 +220,8 @@ type Handler struct {
 	// with any method but GET, HEAD, OPTIONS and TRACE whose token comes
 	// from the cookie is unauthenticated, with reason `cross-site-cookie`,
 	// when the browser says it is cross-site (`Sec-Fetch-Site:
-	// cross-site`) or its Origin is neither the request's own origin nor
+	// cross-site`) or its Origin is neither the request's own origin (read
+	// as for SignInURL, trusted proxies' forwarded headers included) nor
 	// one of AuthorizedParties (`Origin: null` included). A token in the
 	// Authorization header is never affected: other sites' pages cannot
 	// make a browser send it. This is CSRF protection that does not rely on

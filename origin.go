@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // The cross_site_cookies settings: refuse a session cookie on a cross-site
@@ -54,13 +56,51 @@ func crossSite(r *http.Request, trusted []string) bool {
 }
 
 // requestOrigin is the origin the client addressed: the scheme and the
-// host as the request arrived.
+// host as the request arrived, or, when it came from one of the server's
+// trusted_proxies, as that proxy says it arrived there (the first value of
+// X-Forwarded-Proto and X-Forwarded-Host): behind a load balancer that
+// terminates TLS, the request reaches Caddy over http for a host of its
+// own. From anyone else these headers are the client's say-so and are
+// ignored, as Caddy's own client-IP logic ignores X-Forwarded-For.
 func requestOrigin(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host
+	host := r.Host
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := strings.ToLower(firstForwarded(r.Header, "X-Forwarded-Proto")); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := firstForwarded(r.Header, "X-Forwarded-Host"); validForwardedHost(h) {
+			host = h
+		}
+	}
+	return scheme + "://" + host
+}
+
+// firstForwarded is the first value of a forwarded header: the one the
+// proxy nearest the client wrote, when each proxy on the way appended one.
+func firstForwarded(h http.Header, name string) string {
+	first, _, _ := strings.Cut(h.Get(name), ",")
+	return strings.TrimSpace(first)
+}
+
+// validForwardedHost accepts a host[:port] and nothing more: the value
+// ends up in redirect_url, so a path, user info or stray character must not
+// ride along.
+func validForwardedHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._:[]", c) >= 0) {
+			return false
+		}
+	}
+	u, err := url.Parse("http://" + h)
+	return err == nil && u.Host == h
 }
 
 // canonicalOrigin is an origin as browsers serialise it (RFC 6454 §6.1):
