@@ -51,6 +51,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		token_cache         <entries>|off
 //		sign_in_url         <url>
 //		forward_header      <field> <value>
+//		preflight           pass|authenticate
+//		cross_site_cookies  refuse|allow
 //	}
 //
 // issuer, audience, authorized_parties and accept may be repeated; their
@@ -120,6 +122,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.parseTokenCache(d)
 		case "sign_in_url":
 			err = single(d, &h.SignInURL)
+		case "preflight":
+			err = singleChoice(d, &h.Preflight, preflightPass, preflightAuthenticate)
+		case "cross_site_cookies":
+			err = singleChoice(d, &h.CrossSiteCookies, crossSiteCookiesRefuse, crossSiteCookiesAllow)
 		case "forward_header":
 			var fh ForwardHeader
 			if !d.AllArgs(&fh.Field, &fh.Value) {
@@ -224,6 +230,19 @@ func single(d *caddyfile.Dispenser, dst *string) error {
 	}
 	if !d.AllArgs(dst) {
 		return d.ArgErr()
+	}
+	return nil
+}
+
+// singleChoice reads the one value of a subdirective that takes one of a
+// few words.
+func singleChoice(d *caddyfile.Dispenser, dst *string, words ...string) error {
+	name := d.Val()
+	if err := single(d, dst); err != nil {
+		return err
+	}
+	if _, err := choice(name, *dst, words...); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }

@@ -212,6 +212,27 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			want: Handler{Optional: true},
 		},
 		{
+			name: "preflight authenticate",
+			input: `clerk_auth {
+				preflight authenticate
+			}`,
+			want: Handler{Preflight: "authenticate"},
+		},
+		{
+			name: "preflight pass",
+			input: `clerk_auth {
+				preflight pass
+			}`,
+			want: Handler{Preflight: "pass"},
+		},
+		{
+			name: "cross_site_cookies allow",
+			input: `clerk_auth {
+				cross_site_cookies allow
+			}`,
+			want: Handler{CrossSiteCookies: "allow"},
+		},
+		{
 			name: "forward_header repeated keeps order",
 			input: `clerk_auth {
 				forward_header X-User-Id {http.auth.user.id}
@@ -284,6 +305,31 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			name:  "claim without a value",
 			input: "clerk_auth {\n\tclaim metadata.tier\n}",
 			want:  []string{"claim needs a claim path and at least one value"},
+		},
+		{
+			name:  "preflight with an unknown word",
+			input: "clerk_auth {\n\tpreflight skip\n}",
+			want:  []string{`preflight "skip": use pass or authenticate`, "Testfile:2"},
+		},
+		{
+			name:  "preflight without a value",
+			input: "clerk_auth {\n\tpreflight\n}",
+			want:  []string{"wrong argument count"},
+		},
+		{
+			name:  "preflight twice",
+			input: "clerk_auth {\n\tpreflight pass\n\tpreflight authenticate\n}",
+			want:  []string{"preflight is given twice"},
+		},
+		{
+			name:  "cross_site_cookies with an unknown word",
+			input: "clerk_auth {\n\tcross_site_cookies yes\n}",
+			want:  []string{`cross_site_cookies "yes": use refuse or allow`, "Testfile:2"},
+		},
+		{
+			name:  "cross_site_cookies with two values",
+			input: "clerk_auth {\n\tcross_site_cookies refuse allow\n}",
+			want:  []string{"wrong argument count"},
 		},
 		{
 			name:  "allow_pending with a value",
@@ -585,6 +631,16 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 			name: "forward_header field with a newline",
 			h:    Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{{Field: "X-User\r\nX-Admin", Value: "1"}}},
 			want: []string{"is not a valid header field name"},
+		},
+		{
+			name: "preflight with an unknown word",
+			h:    Handler{Issuers: okIssuer, Preflight: "Authenticate"},
+			want: []string{`preflight "Authenticate": use pass or authenticate`},
+		},
+		{
+			name: "cross_site_cookies with an unknown word",
+			h:    Handler{Issuers: okIssuer, CrossSiteCookies: "off"},
+			want: []string{`cross_site_cookies "off": use refuse or allow`},
 		},
 		{
 			name: "second forward_header bad",

@@ -214,6 +214,8 @@ func (d *diagnosis) fix() string {
 			showRaw(c.Aud), list(v.audiences))
 	case ReasonTypeMismatch:
 		return d.typeFix()
+	case ReasonCrossSiteCookie:
+		return "the request, not the token, is refused: a state-changing request from another origin's page brought the token in the __session cookie; send it as Authorization: Bearer <token> (getToken()), add that page's origin to authorized_parties, or, with CSRF protection of your own, set cross_site_cookies allow"
 	case ReasonSessionPending:
 		return "the session is pending (sts pending): the user has session tasks left, such as choosing an organization; finish them in the frontend and get a new token, or set allow_pending"
 	case ReasonKIDMismatch:

@@ -24,14 +24,22 @@ const caddyPort = 9080
 // startCaddy loads a Caddyfile whose sites listen on caddyPort.
 func startCaddy(t *testing.T, sites string) *caddytest.Tester {
 	t.Helper()
+	return startCaddyWithOptions(t, "", sites)
+}
+
+// startCaddyWithOptions is startCaddy with more global options, such as a
+// servers block, added to the harness's own.
+func startCaddyWithOptions(t *testing.T, options, sites string) *caddytest.Tester {
+	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	skip_install_trust
 	admin localhost:2999
 	http_port %d
 	auto_https off
+%s
 }
-%s`, caddyPort, sites), "caddyfile")
+%s`, caddyPort, options, sites), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -96,7 +96,11 @@ func (b *trailerFilter) Read(p []byte) (int, error) {
 
 // sameHeaderVariable reports whether header names a and b become the same
 // variable in a CGI/WSGI server (HTTP_X_USER_ID): case and '-' vs '_' do not
-// matter there, so a client could smuggle X_User_Id past a check for X-User-Id.
+// matter there, so a client could smuggle X_User_Id past a check for
+// X-User-Id. PHP also turns '.' into '_' when it registers $_SERVER, so
+// X.User.Id is one more spelling of the same variable: Caddy forwards it to
+// FastCGI as HTTP_X.USER.ID once expected_dot_headers allows it, and PHP
+// keeps whichever of the two parameters arrives last.
 func sameHeaderVariable(a, b string) bool {
 	if len(a) != len(b) {
 		return false
@@ -111,7 +115,7 @@ func sameHeaderVariable(a, b string) bool {
 
 func foldHeaderByte(c byte) byte {
 	switch {
-	case c == '_':
+	case c == '_' || c == '.':
 		return '-'
 	case 'a' <= c && c <= 'z':
 		return c - 'a' + 'A'

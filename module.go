@@ -72,7 +72,8 @@ const (
 // Control characters in the other values are percent-encoded too, so every
 // value is a valid header value.
 //
-// CORS preflight requests pass through unauthenticated.
+// CORS preflight requests pass through unauthenticated, unless Preflight
+// says otherwise.
 //
 // String settings may hold placeholders such as `{env.CLERK_JWT_KEY}`,
 // expanded once at provision time. A setting that is given but expands to
@@ -213,16 +214,42 @@ type Handler struct {
 	// Where browsers sign in. An unauthenticated GET for a page (a document
 	// or iframe navigation, or an `Accept: text/html` request) is redirected
 	// with 307 to `<url>?redirect_url=<the original URL>`; API requests still
-	// get 401. Typically your Account Portal sign-in page.
+	// get 401. Typically your Account Portal sign-in page. The original URL
+	// has the scheme and host the request arrived with or, when it came from
+	// one of the server's `trusted_proxies`, the first `X-Forwarded-Proto`
+	// and `X-Forwarded-Host`.
 	SignInURL string `json:"sign_in_url,omitempty"`
 
 	// Request headers set from the identity. On every request through this
-	// handler, each field (and any header a CGI/WSGI server would read as the
-	// same variable, e.g. `X_User_Id` for `X-User-Id`) is first deleted from
-	// the client's request; then, when authenticated, it is set to its value
-	// with placeholders expanded. This is the spoof-proof way to hand the
-	// identity to any handler or upstream.
+	// handler, each field (and any header a CGI/WSGI/PHP server would read as
+	// the same variable, e.g. `X_User_Id` or `X.User.Id` for `X-User-Id`) is
+	// first deleted from the client's request; then, when authenticated, it
+	// is set to its value with placeholders expanded. This is the spoof-proof
+	// way to hand the identity to any handler or upstream.
 	ForwardHeaders []ForwardHeader `json:"forward_headers,omitempty"`
+
+	// What a CORS preflight gets: `pass` (the default) or `authenticate`. A
+	// preflight is an OPTIONS with `Origin` and
+	// `Access-Control-Request-Method` and no body; browsers send it without
+	// credentials before a cross-origin call. With `pass` it goes on
+	// unauthenticated: the upstream gets an OPTIONS with the owned headers
+	// stripped and every identity placeholder empty, and must not act on
+	// it. With `authenticate` it is checked like any other request, so a
+	// browser's preflight gets 401: for routes no other origin calls.
+	Preflight string `json:"preflight,omitempty"`
+
+	// Whether a session cookie counts on a cross-site state-changing
+	// request: `refuse` (the default) or `allow`. With `refuse`, a request
+	// with any method but GET, HEAD, OPTIONS and TRACE whose token comes
+	// from the cookie is unauthenticated, with reason `cross-site-cookie`,
+	// when the browser says it is cross-site (`Sec-Fetch-Site:
+	// cross-site`) or its Origin is neither the request's own origin (read
+	// as for SignInURL, trusted proxies' forwarded headers included) nor
+	// one of AuthorizedParties (`Origin: null` included). A token in the
+	// Authorization header is never affected: other sites' pages cannot
+	// make a browser send it. This is CSRF protection that does not rely on
+	// the browser's SameSite handling alone; `allow` leaves it to the app.
+	CrossSiteCookies string `json:"cross_site_cookies,omitempty"`
 
 	verifier     *verifier
 	requirements requirements
@@ -230,6 +257,13 @@ type Handler struct {
 	signIn       *url.URL
 	keySetKey    string
 	ownedHeaders []string
+	// authenticatePreflights is Preflight == "authenticate".
+	authenticatePreflights bool
+	// allowCrossSiteCookies is CrossSiteCookies == "allow".
+	allowCrossSiteCookies bool
+	// trustedOrigins are the AuthorizedParties that are origins, canonical:
+	// cross-site requests from them may still use the session cookie.
+	trustedOrigins []string
 	// forwardFields[i] names the identity field when ForwardHeaders[i] is
 	// just one {http.auth.user.*} placeholder (the usual case), so the
 	// value is read directly instead of parsed by the replacer per request.
@@ -274,7 +308,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	st, r := stateFor(r, repl)
 	st.id, st.reason = nil, ""
 
-	if isPreflight(r) {
+	if !h.authenticatePreflights && isPreflight(r) {
 		return next.ServeHTTP(w, r)
 	}
 
@@ -285,6 +319,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		err = &VerifyError{Reason: ReasonTokenInvalid, Err: err}
 	case token == "":
 		err = &VerifyError{Reason: ReasonTokenMissing, Err: errors.New("no bearer token or __session cookie")}
+	case carrier == carrierCookie && !h.allowCrossSiteCookies && !isSafeMethod(r.Method) && crossSite(r, h.trustedOrigins):
+		// Browsers attach cookies to requests other sites' pages make;
+		// SameSite=Lax still lets through those of sibling origins (other
+		// ports, other subdomains), so the request's own headers decide.
+		err = &VerifyError{Reason: ReasonCrossSiteCookie, Err: errors.New("the session cookie came with a state-changing request from another origin")}
 	default:
 		id, err = h.verifier.verify(r.Context(), token)
 	}

@@ -243,6 +243,216 @@ func TestCookieAndPreflight(t *testing.T) {
 	})
 }
 
+// TestPreflight: a CORS preflight passes unauthenticated by default, and is
+// authenticated with `preflight authenticate`. An OPTIONS with a body is not
+// a preflight, whatever its headers: it cannot carry data to the upstream
+// unauthenticated, even on a route that requires a role.
+func TestPreflight(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddyWithOptions(t, `
+	servers {
+		protocols h1 h2c
+	}`, fmt.Sprintf(`
+:%[1]d {
+	route /pass/* {
+		clerk_auth {
+			issuer %[2]s
+			roles admin
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s
+	}
+	route /authenticate/* {
+		clerk_auth {
+			issuer %[2]s
+			preflight authenticate
+		}
+		reverse_proxy %[3]s
+	}
+	handle_errors {
+		header X-Reason {http.auth.clerk.reason}
+		respond {err.status_code}
+	}
+}`, caddyPort, iss.URL, up.addr()))
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	h2cClient := &http.Client{Transport: &http.Transport{Protocols: &h2c}}
+	t.Cleanup(h2cClient.CloseIdleConnections)
+
+	const unknownLength = -1
+	cases := []struct {
+		name   string
+		path   string
+		body   string
+		length int64 // Content-Length sent with body; unknownLength sends none
+		h2c    bool
+		token  string
+		status int
+		reason string
+	}{
+		{name: "preflight passes by default", path: "/pass/x", status: 200},
+		{name: "preflight over HTTP/2 passes by default", path: "/pass/x", h2c: true, status: 200},
+		{name: "with a Content-Length body", path: "/pass/x", body: "state-changing", length: 14, status: 401, reason: ReasonTokenMissing},
+		{name: "with a chunked body", path: "/pass/x", body: "state-changing", length: unknownLength, status: 401, reason: ReasonTokenMissing},
+		{name: "with an HTTP/2 body of unknown length", path: "/pass/x", body: "state-changing", length: unknownLength, h2c: true, status: 401, reason: ReasonTokenMissing},
+		{name: "preflight authenticate", path: "/authenticate/x", status: 401, reason: ReasonTokenMissing},
+		{name: "preflight authenticate with a valid token", path: "/authenticate/x", token: iss.Mint(), status: 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up.reset()
+			req, err := http.NewRequest(http.MethodOptions, caddyURL(tc.path), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = http.Header{"Origin": {"https://app.example.com"}, "Access-Control-Request-Method": {"POST"}}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if tc.body != "" {
+				req.Body = io.NopCloser(strings.NewReader(tc.body))
+				req.ContentLength = tc.length
+			}
+			client := tester.Client
+			if tc.h2c {
+				client = h2cClient
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if tc.h2c && resp.ProtoMajor != 2 {
+				t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+			}
+			if resp.StatusCode != tc.status || resp.Header.Get("X-Reason") != tc.reason {
+				t.Fatalf("status %d, reason %q; want %d %q", resp.StatusCode, resp.Header.Get("X-Reason"), tc.status, tc.reason)
+			}
+			if reached := up.last() != nil; reached != (tc.status == 200) {
+				t.Fatalf("upstream reached: %v, want %v", reached, tc.status == 200)
+			}
+		})
+	}
+}
+
+// TestCrossSiteCookie: a state-changing request whose token comes from the
+// session cookie is unauthenticated when a browser says another origin's
+// page sent it; a token in the Authorization header, a safe method, the
+// request's own origin and an authorized party are unaffected.
+func TestCrossSiteCookie(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%[1]d {
+	route /req/* {
+		clerk_auth {
+			issuer %[2]s
+			authorized_parties %[4]s
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s
+	}
+	route /opt/* {
+		clerk_auth {
+			issuer %[2]s
+			optional
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s {
+			header_up X-Reason {http.auth.clerk.reason}
+		}
+	}
+	route /allow/* {
+		clerk_auth {
+			issuer %[2]s
+			cross_site_cookies allow
+			forward_header X-User-Id {http.auth.user.id}
+		}
+		reverse_proxy %[3]s
+	}
+	handle_errors {
+		header X-Reason {http.auth.clerk.reason}
+		respond {err.status_code}
+	}
+}`, caddyPort, iss.URL, up.addr(), clerktest.DefaultAZP))
+
+	token := iss.Mint()
+	carriers := map[string]http.Header{
+		"cookie": {"Cookie": {"__session=" + token}},
+		"header": bearer(token),
+	}
+	origins := map[string]string{
+		"own":              fmt.Sprintf("http://localhost:%d", caddyPort),
+		"evil":             "https://evil.example",
+		"authorized party": clerktest.DefaultAZP,
+		"null":             "null",
+		"absent":           "",
+	}
+	fetchSites := []string{"same-origin", "cross-site", ""}
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodGet} {
+		for carrier, credentials := range carriers {
+			for originName, origin := range origins {
+				for _, site := range fetchSites {
+					refused := carrier == "cookie" && method != http.MethodGet &&
+						(site == "cross-site" || originName == "evil" || originName == "null")
+					name := fmt.Sprintf("%s %s Origin=%s Sec-Fetch-Site=%s", method, carrier, originName, site)
+					t.Run(name, func(t *testing.T) {
+						up.reset()
+						h := credentials.Clone()
+						if origin != "" {
+							h.Set("Origin", origin)
+						}
+						if site != "" {
+							h.Set("Sec-Fetch-Site", site)
+						}
+						resp, body := do(t, tester, method, "/req/x", h)
+						if refused {
+							if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Reason") != ReasonCrossSiteCookie {
+								t.Fatalf("status %d, reason %q; want 401 %q", resp.StatusCode, resp.Header.Get("X-Reason"), ReasonCrossSiteCookie)
+							}
+							want := `Bearer error="invalid_token", error_description="cross-site-cookie"`
+							if got := resp.Header.Get("WWW-Authenticate"); got != want {
+								t.Errorf("WWW-Authenticate %q, want %q", got, want)
+							}
+							if up.last() != nil {
+								t.Error("a refused request reached the upstream")
+							}
+							return
+						}
+						if resp.StatusCode != http.StatusOK {
+							t.Fatalf("status %d (%q, reason %q), want 200", resp.StatusCode, body, resp.Header.Get("X-Reason"))
+						}
+						if got := up.last().Get("X-User-Id"); got != clerktest.DefaultSubject {
+							t.Fatalf("upstream X-User-Id %q, want %q", got, clerktest.DefaultSubject)
+						}
+					})
+				}
+			}
+		}
+	}
+
+	crossSiteCookie := http.Header{"Cookie": {"__session=" + token}, "Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}
+	t.Run("optional: a cross-site cookie goes on anonymously", func(t *testing.T) {
+		up.reset()
+		resp, _ := do(t, tester, http.MethodPost, "/opt/x", crossSiteCookie)
+		got := up.last()
+		if resp.StatusCode != http.StatusOK || got == nil {
+			t.Fatalf("status %d, upstream reached: %v", resp.StatusCode, got != nil)
+		}
+		if got.Get("X-User-Id") != "" || got.Get("X-Reason") != ReasonCrossSiteCookie {
+			t.Fatalf("upstream X-User-Id %q, reason %q; want none, %q", got.Get("X-User-Id"), got.Get("X-Reason"), ReasonCrossSiteCookie)
+		}
+	})
+	t.Run("cross_site_cookies allow", func(t *testing.T) {
+		up.reset()
+		resp, _ := do(t, tester, http.MethodPost, "/allow/x", crossSiteCookie)
+		if resp.StatusCode != http.StatusOK || up.last().Get("X-User-Id") != clerktest.DefaultSubject {
+			t.Fatalf("status %d, upstream %v", resp.StatusCode, up.last())
+		}
+	})
+}
+
 // TestOptional checks that anonymous requests continue with empty identity
 // placeholders and never carry a forged identity header.
 func TestOptional(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,8 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 		h.provisionRequirements,
 		h.provisionSignIn,
 		h.provisionForwardHeaders,
+		h.provisionPreflight,
+		h.provisionCrossSiteCookies,
 		h.provisionVerifier,
 	} {
 		if err := step(repl); err != nil {
@@ -114,6 +117,23 @@ func (h *Handler) provisionForwardHeaders(*caddy.Replacer) error {
 		h.forwardFields = append(h.forwardFields, identityField(fh.Value))
 	}
 	return nil
+}
+
+func (h *Handler) provisionPreflight(*caddy.Replacer) error {
+	mode, err := choice("preflight", h.Preflight, preflightPass, preflightAuthenticate)
+	h.authenticatePreflights = mode == preflightAuthenticate
+	return err
+}
+
+func (h *Handler) provisionCrossSiteCookies(repl *caddy.Replacer) error {
+	mode, err := choice("cross_site_cookies", h.CrossSiteCookies, crossSiteCookiesRefuse, crossSiteCookiesAllow)
+	if err != nil {
+		return err
+	}
+	h.allowCrossSiteCookies = mode == crossSiteCookiesAllow
+	parties, err := expandAll(repl, "authorized_parties", h.AuthorizedParties)
+	h.trustedOrigins = canonicalOrigins(parties)
+	return err
 }
 
 // provisionVerifier builds the verifier: the token rules, the key source and
@@ -391,6 +411,18 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// choice checks the value of a setting that takes one of a few words;
+// empty means the first, the default.
+func choice(name, value string, words ...string) (string, error) {
+	if value == "" {
+		return words[0], nil
+	}
+	if slices.Contains(words, value) {
+		return value, nil
+	}
+	return "", fmt.Errorf("%s %q: use %s", name, value, strings.Join(words, " or "))
 }
 
 // acceptedClasses turns the accept list into a set; nil accepts both.

@@ -107,7 +107,11 @@ func readmeBlocks(t *testing.T) []readmeBlock {
 		found := fencedCaddyfiles(t, file, text)
 		seen := map[string]int{}
 		for i := range found {
-			slug := src + "-" + readmeSlug(firstToken(found[i].body))
+			name := firstToken(found[i].body)
+			if name == "{" {
+				name = "global-options" // a block that opens with them
+			}
+			slug := src + "-" + readmeSlug(name)
 			if seen[slug]++; seen[slug] > 1 {
 				slug += "-" + strconv.Itoa(seen[slug])
 			}

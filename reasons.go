@@ -25,6 +25,9 @@ const (
 	ReasonTypeMismatch          = "token-type-mismatch"
 	ReasonKIDMismatch           = "jwk-kid-mismatch"
 	ReasonSessionPending        = "session-pending"
+	// The session cookie came with a state-changing request from another
+	// origin (cross_site_cookies refuse): it is not used.
+	ReasonCrossSiteCookie = "cross-site-cookie"
 
 	// No signing keys could be had: 503, never 401.
 	ReasonJWKSUnavailable = "jwks-unavailable"
@@ -81,6 +84,10 @@ func answerFor(reason string) answer {
 	case ReasonJWKSUnavailable:
 		// Not a 401: a Clerk outage must not look like a sign-out.
 		return answer{status: http.StatusServiceUnavailable}
+	case ReasonCrossSiteCookie:
+		// Never a page load (those are GETs), so never a sign-in redirect.
+		return answer{status: http.StatusUnauthorized,
+			challenge: `Bearer error="invalid_token", error_description="` + reason + `"`}
 	case ReasonMissingRole, ReasonMissingOrgRole, ReasonMissingPermission, ReasonMissingFeature,
 		ReasonMissingPlan, ReasonClaimMismatch:
 		return answer{status: http.StatusForbidden,

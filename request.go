@@ -95,11 +95,7 @@ func isDocumentRequest(r *http.Request) bool {
 // signInRedirect is signIn with redirect_url set to the absolute URL of r,
 // so the sign-in page can send the user back.
 func signInRedirect(signIn *url.URL, r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	back := scheme + "://" + r.Host + r.URL.RequestURI()
+	back := requestOrigin(r) + r.URL.RequestURI()
 	u := *signIn
 	q := u.Query()
 	q.Set("redirect_url", back)
@@ -107,12 +103,34 @@ func signInRedirect(signIn *url.URL, r *http.Request) string {
 	return u.String()
 }
 
+// The preflight settings: pass CORS preflights unauthenticated (the
+// default), or authenticate them like any other request.
+const (
+	preflightPass         = "pass"
+	preflightAuthenticate = "authenticate"
+)
+
 // isPreflight reports a CORS preflight, which browsers send without
 // credentials: rejecting it would break every cross-origin API call.
+// Browsers never give one a body, so an OPTIONS that has one is not a
+// preflight whatever its headers say, and cannot carry data to the upstream
+// unauthenticated.
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions &&
 		r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != ""
+		r.Header.Get("Access-Control-Request-Method") != "" &&
+		!mayHaveBody(r)
+}
+
+// mayHaveBody reports a request with a body: a Content-Length above 0, a
+// Transfer-Encoding, or an HTTP/2 stream left open without a
+// Content-Length (net/http then sets ContentLength to -1; an HTTP/2 request
+// without a body ends its stream with the headers, and gets 0). HTTP/3
+// reports -1 whenever Content-Length is absent, body or not, so there only
+// a Content-Length above 0 counts.
+func mayHaveBody(r *http.Request) bool {
+	return r.ContentLength > 0 || len(r.TransferEncoding) > 0 ||
+		r.ProtoMajor == 2 && r.ContentLength < 0
 }
 
 // clientUATCookie holds the unix time of the client's last sign-in change;

@@ -86,3 +86,41 @@ func TestSessionCookieFor(t *testing.T) {
 		})
 	}
 }
+
+// TestIsPreflight: a preflight is an OPTIONS with Origin and
+// Access-Control-Request-Method and no body, as net/http reports a body
+// for each protocol.
+func TestIsPreflight(t *testing.T) {
+	cors := http.Header{"Origin": {"https://app.example.com"}, "Access-Control-Request-Method": {"POST"}}
+	cases := []struct {
+		name          string
+		method        string
+		header        http.Header
+		protoMajor    int
+		contentLength int64
+		chunked       bool
+		want          bool
+	}{
+		{"HTTP/1.1 preflight", http.MethodOptions, cors, 1, 0, false, true},
+		{"HTTP/2 preflight, stream ended with the headers", http.MethodOptions, cors, 2, 0, false, true},
+		{"HTTP/3 preflight without Content-Length", http.MethodOptions, cors, 3, -1, false, true},
+		{"Content-Length above 0", http.MethodOptions, cors, 1, 5, false, false},
+		{"chunked body", http.MethodOptions, cors, 1, -1, true, false},
+		{"HTTP/2 stream left open without Content-Length", http.MethodOptions, cors, 2, -1, false, false},
+		{"HTTP/3 with Content-Length above 0", http.MethodOptions, cors, 3, 1, false, false},
+		{"no Origin", http.MethodOptions, http.Header{"Access-Control-Request-Method": {"POST"}}, 1, 0, false, false},
+		{"no Access-Control-Request-Method", http.MethodOptions, http.Header{"Origin": {"https://app.example.com"}}, 1, 0, false, false},
+		{"not OPTIONS", http.MethodPost, cors, 1, 0, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{Method: tc.method, Header: tc.header, ProtoMajor: tc.protoMajor, ContentLength: tc.contentLength}
+			if tc.chunked {
+				r.TransferEncoding = []string{"chunked"}
+			}
+			if got := isPreflight(r); got != tc.want {
+				t.Fatalf("isPreflight = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

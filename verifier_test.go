@@ -304,25 +304,6 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-func TestSameHeaderVariable(t *testing.T) {
-	cases := []struct {
-		a, b string
-		want bool
-	}{
-		{"X-User-Id", "X-User-Id", true},
-		{"X_User_Id", "X-User-Id", true},
-		{"x_user_id", "X-User-Id", true},
-		{"X-USER-ID", "X-User-Id", true},
-		{"X-User-Ids", "X-User-Id", false},
-		{"X-User.Id", "X-User-Id", false},
-	}
-	for _, tc := range cases {
-		if got := sameHeaderVariable(tc.a, tc.b); got != tc.want {
-			t.Errorf("sameHeaderVariable(%q, %q) = %v", tc.a, tc.b, got)
-		}
-	}
-}
-
 func truncateSignature(tok string) string {
 	i := strings.LastIndex(tok, ".")
 	sig, _ := base64.RawURLEncoding.DecodeString(tok[i+1:])

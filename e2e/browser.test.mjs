@@ -4,14 +4,17 @@
 // DEVELOPMENT-ONLY fake Clerk issuer and its sign-in page, an upstream that
 // shows who it sees) on free ports with short-lived tokens, and drives
 // headless Chromium through it: no session → sign-in page; sign in → the
-// page shows the user the upstream received; token expired → sign-in again.
+// page shows the user the upstream received; token expired → sign-in again;
+// a form on another origin of the same site posts with the cookie → refused.
 // Finally it stops the demo as Ctrl-C does and expects exit status 0.
 //
 // Run it with `bash e2e/run.sh`, which installs what it needs.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,11 +99,36 @@ function claimsOf(jwt) {
   return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 }
 
+// startFormSite serves, on another 127.0.0.1 port, a page whose form posts
+// to action: another origin, but the same site as the demo (a site ignores
+// the port), so the browser still attaches a SameSite=Lax cookie.
+async function startFormSite(action) {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><title>another origin</title>
+<form method="post" action="${action}"><input name="amount" value="100"><button>Send</button></form>`);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  server.origin = `http://127.0.0.1:${server.address().port}`;
+  return server;
+}
+
+// submitForm presses the page's button and returns the answer to the POST.
+async function submitForm(page, action) {
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url() === action && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Send' }).click(),
+  ]);
+  return resp;
+}
+
 describe('clerk_auth in a browser', () => {
   let work;
   let demo;
   let context;
   let page;
+  let formSite;
 
   before(async () => {
     work = mkdtempSync(path.join(tmpdir(), 'clerkauth-e2e-'));
@@ -118,6 +146,7 @@ describe('clerk_auth in a browser', () => {
   });
 
   after(async () => {
+    formSite?.close();
     await context?.close();
     const exit = demo && await stopDemo(demo);
     if (work) rmSync(work, { recursive: true, force: true });
@@ -175,5 +204,40 @@ describe('clerk_auth in a browser', () => {
     const landed = new URL(page.url());
     assert.equal(`${landed.origin}${landed.pathname}`, demo.signIn);
     assert.equal(landed.searchParams.get('redirect_url'), `${demo.app}/admin`);
+  });
+
+  it('refuses the session cookie on a form POST from another origin, and accepts it from the app', async () => {
+    const action = `${demo.app}/`;
+    formSite = await startFormSite(action);
+
+    // The earlier token has expired: sign in again.
+    await page.goto(action);
+    await Promise.all([
+      page.waitForURL(action),
+      page.getByRole('button', { name: 'Sign in as user_alice' }).click(),
+    ]);
+    // The demo's cookie: host-only, Path=/, HttpOnly, SameSite=Lax, as
+    // clerk-js sets __session.
+    const session = (await context.cookies(demo.app)).find((c) => c.name === '__session');
+    assert.equal(session.sameSite, 'Lax');
+
+    // The same form on the app's own origin: accepted.
+    await page.evaluate((html) => { document.body.innerHTML = html; },
+      `<form method="post" action="/"><input name="amount" value="100"><button>Send</button></form>`);
+    const own = await submitForm(page, action);
+    assert.equal(own.status(), 200);
+    assert.equal((await own.request().allHeaders()).origin, demo.app);
+    assert.equal(await page.textContent('#user-id'), 'user_alice');
+
+    // Another origin: SameSite=Lax sends the cookie (same site), and
+    // clerk_auth refuses it.
+    await page.goto(`${formSite.origin}/`);
+    const other = await submitForm(page, action);
+    const sent = await other.request().allHeaders();
+    assert.match(sent.cookie ?? '', /__session=/, 'the browser did not send the cookie: nothing was tested');
+    assert.equal(sent.origin, formSite.origin);
+    assert.equal(sent['sec-fetch-site'], 'same-site');
+    assert.equal(other.status(), 401);
+    assert.deepEqual(await other.json(), { error: 'cross-site-cookie' });
   });
 });
