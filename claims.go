@@ -9,17 +9,19 @@ import (
 	"time"
 )
 
-// claims is the typed view of a Clerk token payload. The registered claims
-// are strictly typed, so a wrong type fails the token as Clerk's SDK does
-// (token-verification-failed); Clerk-specific claims are read leniently
-// (lenientString, or kept raw), so an odd value there only means "absent".
+// claims is the typed view of a Clerk token payload. sub, exp, nbf, iat and
+// sid are strictly typed, so a wrong type fails the token as Clerk's SDK
+// does (token-verification-failed). iss, azp and aud are kept raw and typed
+// by the check that owns each (checkClaims), so a wrong type there gets that
+// check's reason code, as in Clerk's SDK. Clerk-specific claims are read
+// leniently (lenientString, or kept raw): an odd value only means "absent".
 type claims struct {
 	Sub *string         `json:"sub"`
 	Exp *float64        `json:"exp"`
 	Nbf optionalDate    `json:"nbf"`
 	Iat optionalDate    `json:"iat"`
-	Iss string          `json:"iss"`
-	Azp string          `json:"azp"`
+	Iss json.RawMessage `json:"iss"`
+	Azp json.RawMessage `json:"azp"`
 	Sid string          `json:"sid"`
 	Aud json.RawMessage `json:"aud"`
 
@@ -143,8 +145,8 @@ func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity 
 	id := &Identity{
 		UserID:          *c.Sub,
 		SessionID:       c.Sid,
-		Issuer:          c.Iss,
-		AuthorizedParty: c.Azp,
+		Issuer:          rawString(c.Iss),
+		AuthorizedParty: rawString(c.Azp),
 		TokenType:       class,
 		SessionStatus:   string(c.SessionStatus),
 		Actor:           actorSub(c.Actor),
@@ -338,6 +340,19 @@ func rolesFrom(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// stringClaim reads a registered claim that must be a string when present:
+// its value, and whether it is present with another type. null reads as
+// absent, as Clerk's checks treat it.
+func stringClaim(raw json.RawMessage) (s string, mistyped bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false
+	}
+	if raw[0] != '"' {
+		return "", true
+	}
+	return rawString(raw), false
 }
 
 // rawString returns a JSON string's value, or "" for any other JSON type.

@@ -134,9 +134,8 @@ func showRaw(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return "(absent)"
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
+	if raw[0] == '"' {
+		return rawString(raw)
 	}
 	return string(raw)
 }
@@ -199,8 +198,8 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	}
 	row("sub", sub)
 	row("sid", orAbsent(c.Sid))
-	row("iss", orAbsent(c.Iss))
-	row("azp", orAbsent(c.Azp))
+	row("iss", orAbsent(showRaw(c.Iss)))
+	row("azp", orAbsent(showRaw(c.Azp)))
 	if len(c.Aud) > 0 {
 		row("aud", showRaw(c.Aud))
 	}

@@ -246,14 +246,14 @@ func digest(hash crypto.Hash, signed string) []byte {
 	return h.Sum(sum[:0])
 }
 
-// checkClaims applies the claim rules in Clerk's order (sub, aud, azp, exp,
-// nbf, iat), then the checks Clerk lacks (token class, iss).
+// checkClaims applies the claim rules in the order of Clerk's verifyJwt
+// (sub, aud, azp, iss, exp, nbf, iat), each claim's type judged by its own
+// check so a wrong type gets that check's reason code. The checks Clerk
+// leaves to authenticateRequest come with sub (a machine subject) and last
+// (token class, pending session).
 func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identity, error) {
 	if c.Sub == nil || *c.Sub == "" {
 		return nil, reject(ReasonVerificationFailed, "sub claim is missing or empty")
-	}
-	if c.Exp == nil {
-		return nil, reject(ReasonVerificationFailed, "exp claim is missing")
 	}
 	if strings.HasPrefix(*c.Sub, "mch_") {
 		return nil, reject(ReasonTypeMismatch, "machine (M2M) tokens are not session tokens")
@@ -263,13 +263,19 @@ func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identi
 			return nil, err
 		}
 	}
-	if len(v.authorizedParties) > 0 && !slices.Contains(v.authorizedParties, c.Azp) {
-		if c.Azp == "" {
-			return nil, reject(ReasonInvalidAuthorizedPart, "azp claim is missing")
-		}
-		return nil, reject(ReasonInvalidAuthorizedPart, "azp %q is not an authorized party", truncate(c.Azp, 80))
+	if err := v.checkAuthorizedParty(c.Azp); err != nil {
+		return nil, err
 	}
-
+	iss, mistyped := stringClaim(c.Iss)
+	if mistyped {
+		return nil, reject(ReasonInvalidIssuer, "iss claim is not a string")
+	}
+	if !slices.Contains(v.issuers, strings.TrimSuffix(iss, "/")) {
+		return nil, reject(ReasonInvalidIssuer, "iss %q is not a configured issuer", truncate(iss, 80))
+	}
+	if c.Exp == nil {
+		return nil, reject(ReasonVerificationFailed, "exp claim is missing")
+	}
 	now := v.now()
 	skew := v.leeway.Seconds()
 	nowSec := float64(now.UnixNano()) / 1e9
@@ -281,10 +287,6 @@ func (v *verifier) checkClaims(c *claims, payload []byte, class string) (*Identi
 	}
 	if c.Iat.set && c.Iat.sec > nowSec+skew {
 		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, c.Iat.sec))
-	}
-
-	if !slices.Contains(v.issuers, strings.TrimSuffix(c.Iss, "/")) {
-		return nil, reject(ReasonInvalidIssuer, "iss %q is not a configured issuer", truncate(c.Iss, 80))
 	}
 	if class == "" {
 		// Template tokens carry no sid; Clerk uses that to tell them apart
@@ -327,25 +329,49 @@ func classFromCategory(raw json.RawMessage) (string, error) {
 	return "", reject(ReasonTypeMismatch, "token category %q is not a session or JWT template", truncate(cat, 32))
 }
 
+// checkAuthorizedParty checks azp against authorized_parties. azp is read
+// into the identity, so it must be a string when present even where no
+// authorized parties are configured.
+func (v *verifier) checkAuthorizedParty(raw json.RawMessage) error {
+	azp, mistyped := stringClaim(raw)
+	switch {
+	case mistyped:
+		return reject(ReasonInvalidAuthorizedPart, "azp claim is not a string")
+	case len(v.authorizedParties) == 0 || slices.Contains(v.authorizedParties, azp):
+		return nil
+	case azp == "":
+		return reject(ReasonInvalidAuthorizedPart, "azp claim is missing")
+	}
+	return reject(ReasonInvalidAuthorizedPart, "azp %q is not an authorized party", truncate(azp, 80))
+}
+
+// checkAudience requires aud to be a string, or an array of strings, that
+// names one of want. Clerk's SDK skips an aud of any other type; a
+// configured audience is a requirement here, so anything else fails it.
 func checkAudience(raw json.RawMessage, want []string) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return reject(ReasonInvalidAudience, "aud claim is missing")
 	}
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
+	if raw[0] == '"' {
+		one := rawString(raw)
 		if slices.Contains(want, one) {
 			return nil
 		}
 		return reject(ReasonInvalidAudience, "aud %q is not an accepted audience", truncate(one, 80))
 	}
-	var many []string
-	if err := json.Unmarshal(raw, &many); err != nil {
-		return reject(ReasonVerificationFailed, "aud must be a string or an array of strings")
+	var many []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &many) != nil {
+		return reject(ReasonInvalidAudience, "aud must be a string or an array of strings")
 	}
+	matched := false
 	for _, a := range many {
-		if slices.Contains(want, a) {
-			return nil
+		if a[0] != '"' {
+			return reject(ReasonInvalidAudience, "aud must be a string or an array of strings")
 		}
+		matched = matched || slices.Contains(want, rawString(a))
+	}
+	if matched {
+		return nil
 	}
 	return reject(ReasonInvalidAudience, "none of the %d aud values is an accepted audience", len(many))
 }
