@@ -180,7 +180,7 @@ func (d *diagnosis) fix() string {
 		return "the token is malformed: pass the JWT exactly as Clerk issued it (getToken(), or the __session cookie): three base64url segments, typ JWT or absent, no crit header"
 	case ReasonTokenExpired:
 		return fmt.Sprintf("token expired %s ago (leeway %s): get a fresh token; Clerk session tokens live 60s and Clerk's frontend SDK refreshes them",
-			human(d.since(c.Exp)), human(v.leeway))
+			human(d.since(c.Exp.ptr())), human(v.leeway))
 	case ReasonNotActiveYet:
 		return fmt.Sprintf("nbf is %s from now (leeway %s): this machine's clock and Clerk's disagree; sync this clock (NTP), or raise leeway (at most %s)",
 			human(-d.since(c.Nbf.ptr())), human(v.leeway), human(maxLeeway))
@@ -210,7 +210,7 @@ func (d *diagnosis) fix() string {
 		return fmt.Sprintf("iss is %s but the config expects %s: set issuer (or publishable_key) to the instance that issued the token",
 			orAbsent(showRaw(c.Iss)), strings.Join(v.issuers, " or "))
 	case ReasonInvalidAudience:
-		if len(c.Aud) == 0 || string(c.Aud) == "null" {
+		if c.Aud == "" || c.Aud == "null" {
 			return fmt.Sprintf("the token has no aud but audience is %s: Clerk session tokens carry none; use a JWT template that sets aud, or drop audience",
 				list(v.audiences))
 		}
