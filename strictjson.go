@@ -21,11 +21,12 @@ var errNotJSON = errors.New("not a JSON object")
 // errRepeatedMember is wrapped by the error for a member name given twice.
 var errRepeatedMember = errors.New("appears twice")
 
-// decodeSegment decodes one unpadded base64url JWT segment. Padding is
-// refused: Clerk never emits it, and accepting it would give one token
-// several spellings.
-func decodeSegment(seg string) (string, error) {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+// decodeSegment decodes one unpadded base64url JWT segment, by way of buf
+// (if large enough, no allocation but the string). Padding is refused:
+// Clerk never emits it, and accepting it would give one token several
+// spellings.
+func decodeSegment(buf []byte, seg string) (string, error) {
+	b, err := base64.RawURLEncoding.Strict().AppendDecode(buf, []byte(seg))
 	if err != nil {
 		return "", errors.New("not base64url")
 	}

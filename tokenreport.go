@@ -33,7 +33,7 @@ func decodeUnverified(token string) (*unverified, error) {
 		return nil, errors.New("not a JWT: a JWT has exactly three dot-separated segments")
 	}
 	u := &unverified{header: map[string]string{}}
-	header, err := decodeSegment(rawHeader)
+	header, err := decodeSegment(nil, rawHeader)
 	if err == nil {
 		err = walkObject(header, func(name, value string) error {
 			u.header[name] = value
@@ -43,7 +43,7 @@ func decodeUnverified(token string) (*unverified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("header is %v", err)
 	}
-	if u.payload, err = decodeSegment(rawPayload); err != nil {
+	if u.payload, err = decodeSegment(nil, rawPayload); err != nil {
 		return nil, errors.New("payload is not base64url")
 	}
 	if !json.Valid([]byte(u.payload)) {

@@ -4,11 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
-	_ "crypto/sha256" // RS256
-	_ "crypto/sha512" // RS384 and RS512
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -162,8 +161,11 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "a JWT has exactly three dot-separated segments")
 	}
 
+	// One stack buffer serves the header, the signing input and the payload
+	// in turn, sparing an allocation for each; what Clerk issues fits it.
+	var buf [2048]byte
 	var hdr jwtHeader
-	rawJSON, err := decodeSegment(rawHeader)
+	rawJSON, err := decodeSegment(buf[:0], rawHeader)
 	if err == nil {
 		err = walkObject(rawJSON, hdr.member)
 	}
@@ -209,8 +211,8 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	}
 	// crypto/rsa directly rather than jwx's jws.Verify: the same PKCS#1 v1.5
 	// check, without jwx re-parsing the header and allocating per call.
-	sum := digest(hash, token[:len(rawHeader)+1+len(rawPayload)])
-	if err := rsa.VerifyPKCS1v15(pub, hash, sum, sig); err != nil {
+	sum, n := digest(hash, token[:len(rawHeader)+1+len(rawPayload)], buf[:0])
+	if err := rsa.VerifyPKCS1v15(pub, hash, sum[:n], sig); err != nil {
 		// Clerk may rotate a key under the same kid (the kid is the instance
 		// id). Ask the key source for a fresh copy, throttled, and try once
 		// more with it if it differs.
@@ -220,12 +222,12 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		}
 		fresh, freshAlg, ferr := r.Refetch(ctx, hdr.Kid)
 		if ferr != nil || fresh == nil || fresh.Equal(pub) || (freshAlg != "" && freshAlg != hdr.Alg) ||
-			rsa.VerifyPKCS1v15(fresh, hash, sum, sig) != nil {
+			rsa.VerifyPKCS1v15(fresh, hash, sum[:n], sig) != nil {
 			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
 		}
 	}
 
-	payload, err := decodeSegment(rawPayload)
+	payload, err := decodeSegment(buf[:0], rawPayload)
 	if err != nil {
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "payload is not base64url")
 	}
@@ -253,14 +255,22 @@ func (v *verifier) window(c *claims, id *Identity) cacheEntry {
 	return e
 }
 
-// digest hashes the signing input.
-func digest(hash crypto.Hash, signed string) []byte {
-	h := hash.New()
-	// io.WriteString hashes the token in place (the hashes implement
-	// io.StringWriter) instead of copying it to a []byte first.
-	_, _ = io.WriteString(h, signed)
-	var sum [64]byte
-	return h.Sum(sum[:0])
+// digest hashes the signing input, copied into buf: the hash functions take
+// bytes, and hash.Hash's Write would copy the string to the heap. jwks.Hash
+// yields no other hash; one would leave n 0, and the signature check fail.
+func digest(hash crypto.Hash, signed string, buf []byte) (sum [sha512.Size]byte, n int) {
+	b := append(buf, signed...)
+	switch hash {
+	case crypto.SHA256:
+		s := sha256.Sum256(b)
+		n = copy(sum[:], s[:])
+	case crypto.SHA384:
+		s := sha512.Sum384(b)
+		n = copy(sum[:], s[:])
+	case crypto.SHA512:
+		sum, n = sha512.Sum512(b), sha512.Size
+	}
+	return sum, n
 }
 
 // checkClaims applies the claim rules in the order of Clerk's verifyJwt
