@@ -115,9 +115,10 @@ func parseScoped(list string) []scopedEntry {
 	if list == "" {
 		return nil
 	}
-	parts := strings.Split(list, ",")
-	out := make([]scopedEntry, len(parts))
-	for i, p := range parts {
+	out := make([]scopedEntry, strings.Count(list, ",")+1)
+	i := -1
+	for p := range strings.SplitSeq(list, ",") {
+		i++
 		scope, rest, ok := strings.Cut(strings.TrimSpace(p), ":")
 		slug, _, _ := strings.Cut(rest, ":")
 		if !ok || slug == "" {
@@ -141,7 +142,22 @@ func parseScoped(list string) []scopedEntry {
 
 // splitByScope gathers the slugs held by the org and by the user.
 func splitByScope(entries []scopedEntry) Scoped {
+	var org, user int
+	for _, e := range entries {
+		if e.org {
+			org++
+		}
+		if e.user {
+			user++
+		}
+	}
 	var s Scoped
+	if org > 0 {
+		s.Org = make([]string, 0, org)
+	}
+	if user > 0 {
+		s.User = make([]string, 0, user)
+	}
 	for _, e := range entries {
 		if e.org {
 			s.Org = append(s.Org, e.slug)
@@ -237,10 +253,14 @@ func orgPrefixed(s string) string {
 	if s == "" {
 		return ""
 	}
-	for strings.HasPrefix(s, "org:") {
-		s = s[len("org:"):]
+	rest := s
+	for strings.HasPrefix(rest, "org:") {
+		rest = rest[len("org:"):]
 	}
-	return "org:" + s
+	if len(s)-len(rest) == len("org:") {
+		return s // already as it should be: no new string
+	}
+	return "org:" + rest
 }
 
 // unixTime converts a NumericDate, clamping values time.Time cannot hold.

@@ -384,3 +384,39 @@ func TestIdentityField(t *testing.T) {
 		}
 	}
 }
+
+// A cold verification allocates little beyond crypto/rsa's own nine: the
+// decoded header and payload, the identity and what it holds that is not a
+// substring of the payload. Issue 11 sets the budget at 20 for a session
+// token; a v2 token's org permissions are expanded into one new string per
+// permission, on top of that.
+func TestVerifyColdAllocations(t *testing.T) {
+	iss := clerktest.Start(t)
+	v := newTestVerifier(t, iss)
+	cases := []struct {
+		name string
+		opts []clerktest.Option
+		max  float64
+	}{
+		{"v1 session", nil, 20},
+		{"v1 session with org", []clerktest.Option{clerktest.V1Org("org_1", "acme", "org:admin", "org:teams:read", "org:teams:manage")}, 20},
+		{"v2 session with org and features", []clerktest.Option{
+			clerktest.V2(clerktest.OrgV2{ID: "org_1", Slug: "acme", Role: "admin", Per: "manage,read", Fpm: "3,1"}),
+			claimsOpt("fea", "o:teams,o:billing", "pla", "u:pro", "sts", "active"),
+		}, 30},
+		{"template with custom claims", []clerktest.Option{clerktest.Template(), claimsOpt("aud", "api", "roles", []string{"admin"})}, 20},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			token := iss.Mint(tc.opts...)
+			allocs := testing.AllocsPerRun(20, func() {
+				if _, err := v.verify(context.Background(), token); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs > tc.max {
+				t.Errorf("a cold verification took %v allocations, want at most %v", allocs, tc.max)
+			}
+		})
+	}
+}
