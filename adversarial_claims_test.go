@@ -107,7 +107,7 @@ func azpCases(f *forger) []attackCase {
 	}
 	return append(cases,
 		attackCase{name: "missing azp", header: bearer(f.mint(claimsOpt("azp", nil))), reason: ReasonInvalidAuthorizedPart},
-		attackCase{name: "azp list containing the party", header: bearer(f.mint(claimsOpt("azp", []string{targetAZP}))), reason: ReasonVerificationFailed},
+		attackCase{name: "azp list containing the party", header: bearer(f.mint(claimsOpt("azp", []string{targetAZP}))), reason: ReasonInvalidAuthorizedPart},
 	)
 }
 

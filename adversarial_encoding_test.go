@@ -117,9 +117,13 @@ func claimTypeCases(f *forger) []attackCase {
 		{name: "missing exp", header: c("exp", nil), reason: ReasonVerificationFailed},
 		{name: "string iat", header: c("iat", "0"), reason: ReasonVerificationFailed},
 		{name: "object nbf", header: c("nbf", map[string]any{}), reason: ReasonVerificationFailed},
-		{name: "numeric iss", header: c("iss", 1), reason: ReasonVerificationFailed},
-		{name: "array iss", header: c("iss", []string{targetIssuer}), reason: ReasonVerificationFailed},
-		{name: "array azp", header: c("azp", []string{targetAZP}), reason: ReasonVerificationFailed},
+		// iss and azp of the wrong type fail their own checks, with their
+		// reason codes, as in Clerk's SDK.
+		{name: "numeric iss", header: c("iss", 1), reason: ReasonInvalidIssuer},
+		{name: "array iss", header: c("iss", []string{targetIssuer}), reason: ReasonInvalidIssuer},
+		{name: "object iss", header: c("iss", map[string]any{"iss": targetIssuer}), reason: ReasonInvalidIssuer},
+		{name: "array azp", header: c("azp", []string{targetAZP}), reason: ReasonInvalidAuthorizedPart},
+		{name: "numeric azp", header: c("azp", 1), reason: ReasonInvalidAuthorizedPart},
 		{name: "numeric sid", header: c("sid", 1), reason: ReasonVerificationFailed},
 		// Accepted: valid types, odd but harmless values.
 		{name: "exp far in the future", header: c("exp", 1e300), status: 200, user: validUser},

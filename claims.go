@@ -1,104 +1,11 @@
 package clerkauth
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"time"
 )
-
-// claims is the typed view of a Clerk token payload. The registered claims
-// are strictly typed, so a wrong type fails the token as Clerk's SDK does
-// (token-verification-failed); Clerk-specific claims are read leniently
-// (lenientString, or kept raw), so an odd value there only means "absent".
-type claims struct {
-	Sub *string         `json:"sub"`
-	Exp *float64        `json:"exp"`
-	Nbf optionalDate    `json:"nbf"`
-	Iat optionalDate    `json:"iat"`
-	Iss string          `json:"iss"`
-	Azp string          `json:"azp"`
-	Sid string          `json:"sid"`
-	Aud json.RawMessage `json:"aud"`
-
-	// Claims layout version: 2 for the compact form, absent for v1.
-	Version json.RawMessage `json:"v"`
-
-	// Organization, v1 form.
-	OrgID          lenientString  `json:"org_id"`
-	OrgSlug        lenientString  `json:"org_slug"`
-	OrgRole        lenientString  `json:"org_role"`
-	OrgPermissions lenientStrings `json:"org_permissions"`
-
-	// Organization, v2 form.
-	Org json.RawMessage `json:"o"`
-
-	// Billing: comma lists of "scope:slug". Read whatever the version, as
-	// Clerk's has() does.
-	Features lenientString `json:"fea"`
-	Plans    lenientString `json:"pla"`
-
-	SessionStatus lenientString   `json:"sts"`
-	Actor         json.RawMessage `json:"act"`
-}
-
-// optionalDate is an optional NumericDate claim (nbf, iat). Absent is fine,
-// but a present value must be a number: JSON null included, which
-// encoding/json would otherwise read as absent and Clerk's SDK refuses.
-type optionalDate struct {
-	set bool
-	sec float64
-}
-
-// ptr returns the date, or nil when it is absent.
-func (d optionalDate) ptr() *float64 {
-	if !d.set {
-		return nil
-	}
-	return &d.sec
-}
-
-func (d *optionalDate) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return errors.New("is null, want a NumericDate")
-	}
-	d.set = true
-	return json.Unmarshal(b, &d.sec)
-}
-
-type orgV2 struct {
-	ID   lenientString `json:"id"`
-	Slug lenientString `json:"slg"`
-	Role lenientString `json:"rol"`
-	Per  lenientString `json:"per"`
-	Fpm  lenientString `json:"fpm"`
-}
-
-// actClaim is the impersonation claim; only who impersonates matters here.
-type actClaim struct {
-	Sub lenientString `json:"sub"`
-}
-
-// lenientString is a Clerk-specific claim: a JSON string gives its value,
-// any other JSON value reads as absent ("") rather than failing the token.
-// Decoding in place also spares a RawMessage copy and a second decode.
-type lenientString string
-
-func (s *lenientString) UnmarshalJSON(b []byte) error {
-	*s = lenientString(rawString(b))
-	return nil
-}
-
-// lenientStrings is an array claim of strings; other elements, or a value
-// that is not an array, are skipped.
-type lenientStrings []string
-
-func (s *lenientStrings) UnmarshalJSON(b []byte) error {
-	*s = stringList(b)
-	return nil
-}
 
 // Identity is what a verified token proves, as read by IdentityFrom and
 // rendered by the {http.auth.user.*} placeholders. It is immutable once
@@ -123,7 +30,7 @@ type Identity struct {
 	// although the token carried some (see PermissionsProblem).
 	permissionsProblem string
 
-	payload    []byte
+	payload    string
 	parseOnce  sync.Once
 	parsedJSON map[string]any
 
@@ -139,31 +46,31 @@ type Scoped struct {
 	User []string
 }
 
-func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity {
+func newIdentity(c *claims, payload string, class, rolesClaim string) *Identity {
 	id := &Identity{
-		UserID:          *c.Sub,
+		UserID:          c.Sub,
 		SessionID:       c.Sid,
-		Issuer:          c.Iss,
-		AuthorizedParty: c.Azp,
+		Issuer:          rawString(c.Iss),
+		AuthorizedParty: rawString(c.Azp),
 		TokenType:       class,
-		SessionStatus:   string(c.SessionStatus),
-		Actor:           actorSub(c.Actor),
-		ExpiresAt:       unixTime(*c.Exp),
+		SessionStatus:   c.SessionStatus,
+		Actor:           c.actorSub,
+		ExpiresAt:       unixTime(c.Exp.sec),
 		payload:         payload,
 		rolesClaim:      rolesClaim,
 	}
-	features := parseScoped(string(c.Features))
+	features := parseScoped(c.Features)
 	id.Features = splitByScope(features)
-	id.Plans = splitByScope(parseScoped(string(c.Plans)))
+	id.Plans = splitByScope(parseScoped(c.Plans))
 	if isV2(c.Version) {
 		// As Clerk's parser: a v2 token's org lives in "o" only; stray v1
 		// org_* claims next to it are not looked at.
-		id.setOrgV2(c.Org, features)
+		id.setOrgV2(c, features)
 	} else {
-		id.OrgID = string(c.OrgID)
-		id.OrgSlug = string(c.OrgSlug)
-		id.OrgRole = orgPrefixed(string(c.OrgRole))
-		id.OrgPermissions = c.OrgPermissions
+		id.OrgID = c.OrgID
+		id.OrgSlug = c.OrgSlug
+		id.OrgRole = orgPrefixed(c.OrgRole)
+		id.OrgPermissions = stringList(c.OrgPermissions)
 	}
 	if id.OrgID == "" {
 		// Org claims mean nothing without an active org (Clerk's has() fails
@@ -175,15 +82,15 @@ func newIdentity(c *claims, payload []byte, class, rolesClaim string) *Identity 
 
 // setOrgV2 reads the compact "o" claim. Its role has no "org:" prefix and
 // its permissions are bitmasks over fea (see orgPermissionsV2).
-func (id *Identity) setOrgV2(raw json.RawMessage, features []scopedEntry) {
-	var o orgV2
-	if len(raw) == 0 || json.Unmarshal(raw, &o) != nil {
+func (id *Identity) setOrgV2(c *claims, features []scopedEntry) {
+	if !isObject(c.Org) {
 		return
 	}
-	id.OrgID = string(o.ID)
-	id.OrgSlug = string(o.Slug)
-	id.OrgRole = orgPrefixed(string(o.Role))
-	id.OrgPermissions, id.permissionsProblem = orgPermissionsV2(string(o.Per), string(o.Fpm), features)
+	o := &c.org
+	id.OrgID = o.ID
+	id.OrgSlug = o.Slug
+	id.OrgRole = orgPrefixed(o.Role)
+	id.OrgPermissions, id.permissionsProblem = orgPermissionsV2(o.Per, o.Fpm, features)
 }
 
 // PermissionsProblem is why the org permissions of a v2 token could not be
@@ -191,22 +98,6 @@ func (id *Identity) setOrgV2(raw json.RawMessage, features []scopedEntry) {
 // if there was no problem. OrgPermissions is then empty, so permission
 // requirements fail closed; the handler logs this so the cause is visible.
 func (id *Identity) PermissionsProblem() string { return id.permissionsProblem }
-
-// isV2 reports whether the "v" claim is the number 2. Clerk's parser
-// switches on exactly that; anything else reads as v1.
-func isV2(raw json.RawMessage) bool {
-	var v float64
-	return len(raw) > 0 && json.Unmarshal(raw, &v) == nil && v == 2
-}
-
-// actorSub returns act.sub, or "" when act is absent or malformed.
-func actorSub(raw json.RawMessage) string {
-	var act actClaim
-	if len(raw) == 0 || json.Unmarshal(raw, &act) != nil {
-		return ""
-	}
-	return string(act.Sub)
-}
 
 // scopedEntry is one "scope:slug" element of fea or pla.
 type scopedEntry struct {
@@ -224,9 +115,10 @@ func parseScoped(list string) []scopedEntry {
 	if list == "" {
 		return nil
 	}
-	parts := strings.Split(list, ",")
-	out := make([]scopedEntry, len(parts))
-	for i, p := range parts {
+	out := make([]scopedEntry, strings.Count(list, ",")+1)
+	i := -1
+	for p := range strings.SplitSeq(list, ",") {
+		i++
 		scope, rest, ok := strings.Cut(strings.TrimSpace(p), ":")
 		slug, _, _ := strings.Cut(rest, ":")
 		if !ok || slug == "" {
@@ -250,7 +142,22 @@ func parseScoped(list string) []scopedEntry {
 
 // splitByScope gathers the slugs held by the org and by the user.
 func splitByScope(entries []scopedEntry) Scoped {
+	var org, user int
+	for _, e := range entries {
+		if e.org {
+			org++
+		}
+		if e.user {
+			user++
+		}
+	}
 	var s Scoped
+	if org > 0 {
+		s.Org = make([]string, 0, org)
+	}
+	if user > 0 {
+		s.User = make([]string, 0, user)
+	}
 	for _, e := range entries {
 		if e.org {
 			s.Org = append(s.Org, e.slug)
@@ -278,7 +185,7 @@ func (id *Identity) Roles() []string {
 // The payload is parsed on first use only: most requests never ask.
 func (id *Identity) claim(path string) (any, bool) {
 	id.parseOnce.Do(func() {
-		dec := json.NewDecoder(bytes.NewReader(id.payload))
+		dec := json.NewDecoder(strings.NewReader(id.payload))
 		dec.UseNumber() // keep numbers exactly as the issuer wrote them
 		_ = dec.Decode(&id.parsedJSON)
 	})
@@ -340,56 +247,20 @@ func rolesFrom(v any) []string {
 	return nil
 }
 
-// rawString returns a JSON string's value, or "" for any other JSON type.
-func rawString(raw json.RawMessage) string {
-	// Most claim strings are plain ASCII without escapes: slice them out
-	// instead of running the decoder (raw is already valid JSON).
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && plainJSONString(raw[1:n-1]) {
-		return string(raw[1 : n-1])
-	}
-	var s string
-	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
-}
-
-// plainJSONString reports string contents that decode to themselves: no
-// escapes, no quotes, nothing outside printable ASCII.
-func plainJSONString(b []byte) bool {
-	for _, c := range b {
-		if c == '\\' || c == '"' || c < 0x20 || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// stringList returns the strings of a JSON array, skipping other elements.
-func stringList(raw json.RawMessage) []string {
-	var items []json.RawMessage
-	if len(raw) == 0 || json.Unmarshal(raw, &items) != nil {
-		return nil
-	}
-	out := make([]string, 0, len(items))
-	for _, it := range items {
-		if s := rawString(it); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // orgPrefixed normalises an org role or permission the way Clerk's has()
 // does: any run of leading "org:" collapses into exactly one.
 func orgPrefixed(s string) string {
 	if s == "" {
 		return ""
 	}
-	for strings.HasPrefix(s, "org:") {
-		s = s[len("org:"):]
+	rest := s
+	for strings.HasPrefix(rest, "org:") {
+		rest = rest[len("org:"):]
 	}
-	return "org:" + s
+	if len(s)-len(rest) == len("org:") {
+		return s // already as it should be: no new string
+	}
+	return "org:" + rest
 }
 
 // unixTime converts a NumericDate, clamping values time.Time cannot hold.

@@ -225,7 +225,7 @@ func buildCorpus(t *testing.T, iss *clerktest.Issuer) []corpusToken {
 		"trailing slash": "https://app.example.com/", "look-alike suffix": "https://app.example.com.evil.com",
 		"look-alike prefix": "https://evil-app.example.com", "upper-case scheme": "HTTP://localhost:3000",
 		"trailing space": clerktest.DefaultAZP + " ", "other port": "http://localhost:3001", "number": 42,
-		"array": []string{clerktest.DefaultAZP}, "true": true} {
+		"array": []string{clerktest.DefaultAZP}, "true": true, "object": map[string]any{"azp": clerktest.DefaultAZP}} {
 		b.mint("azp "+desc, claimsOpt("azp", v))
 	}
 	b.segments("azp null", obj(hdr), obj(b.payloadJSON("azp"), `"azp":null`))
@@ -234,16 +234,18 @@ func buildCorpus(t *testing.T, iss *clerktest.Issuer) []corpusToken {
 	for desc, v := range map[string]any{"missing": nil, "empty": "", "trailing slash": iss.URL + "/",
 		"double trailing slash": iss.URL + "//", "other instance": "https://clerk.other.example", "with path": iss.URL + "/x",
 		"upper-case": strings.ToUpper(iss.URL), "https variant": strings.Replace(iss.URL, "http:", "https:", 1),
-		"number": 42, "array": []string{iss.URL}} {
+		"number": 42, "array": []string{iss.URL}, "object": map[string]any{"iss": iss.URL}, "true": true} {
 		b.mint("iss "+desc, claimsOpt("iss", v))
 	}
 	b.segments("iss null", obj(hdr), obj(b.payloadJSON("iss"), `"iss":null`))
 
-	// aud: no audience is configured on either side, so it is never read.
+	// aud: no audience is configured on either side, so it is never read
+	// (buildClaimTypeCorpus configures one).
 	for desc, v := range map[string]any{"string": "api", "array": []string{"a", "b"}, "empty array": []string{},
-		"number": 42, "object": map[string]any{"x": 1}} {
+		"number": 42, "object": map[string]any{"x": 1}, "true": true, "array with a non-string": []any{"api", 1}} {
 		b.mint("aud "+desc, claimsOpt("aud", v))
 	}
+	b.segments("aud null", obj(hdr), obj(pay, `"aud":null`))
 
 	// sid and other session claims.
 	for desc, v := range map[string]any{"missing": nil, "number": 7, "empty": "", "array": []string{"s"}} {
@@ -357,6 +359,37 @@ func buildCorpus(t *testing.T, iss *clerktest.Issuer) []corpusToken {
 	b.mint("15 KiB template", clerktest.Template(), claimsOpt("blob", strings.Repeat("x", 11<<10)))
 	b.mint("17 KiB template", clerktest.Template(), claimsOpt("blob", strings.Repeat("x", 13<<10)))
 	b.mint("64 KiB template", clerktest.Template(), claimsOpt("blob", strings.Repeat("x", 48<<10)))
+	return b.cases
+}
+
+// claimTypesAudience is the audience of TestConformanceClaimTypesWithClerkSDK.
+const claimTypesAudience = "api"
+
+// buildClaimTypeCorpus generates tokens, valid but for one claim, whose
+// iss, azp or aud is absent, null, empty or of the wrong JSON type, for a
+// run with issuer and audience configured on both sides. Every other token
+// carries aud claimTypesAudience.
+func buildClaimTypeCorpus(t *testing.T, iss *clerktest.Issuer) []corpusToken {
+	b := &corpusBuilder{t: t, iss: iss, descs: map[string]bool{}}
+	hdr := obj(b.headerJSON())
+	aud := claimsOpt("aud", claimTypesAudience)
+	audMember := fmt.Sprintf("%q:%q", "aud", claimTypesAudience)
+
+	b.mint("valid, aud a string", aud)
+	b.mint("valid, aud an array naming the audience", claimsOpt("aud", []string{"other", claimTypesAudience}))
+	for name, good := range map[string]string{"iss": iss.URL, "azp": clerktest.DefaultAZP} {
+		for desc, v := range map[string]any{"array": []string{good}, "number": 42, "object": map[string]any{name: good},
+			"true": true, "empty": "", "missing": nil, "empty array": []string{}} {
+			b.mint(name+" "+desc, aud, claimsOpt(name, v))
+		}
+		b.segments(name+" null", hdr, obj(b.payloadJSON(name), audMember, fmt.Sprintf("%q:null", name)))
+	}
+	for desc, v := range map[string]any{"number": 42, "object": map[string]any{"aud": claimTypesAudience},
+		"array with a non-string": []any{claimTypesAudience, 1}, "array of numbers": []int{1}, "array with null": []any{claimTypesAudience, nil},
+		"empty array": []string{}, "empty": "", "true": true, "missing": nil, "other audience": "other", "array of other audiences": []string{"other"}} {
+		b.mint("aud "+desc, claimsOpt("aud", v))
+	}
+	b.segments("aud null", hdr, obj(b.payloadJSON(), `"aud":null`))
 	return b.cases
 }
 

@@ -18,6 +18,17 @@ import (
 // differentialParties is the authorized_parties list of both verifiers.
 var differentialParties = []string{clerktest.DefaultAZP, "https://app.example.com"}
 
+// differentialConfig is what a differential run sets beyond the PEM key,
+// the authorized parties, the clock skew and the clock, which every run
+// shares.
+type differentialConfig struct {
+	// clerkIssuer gives Clerk's verifyToken the issuer too. Ours always
+	// checks iss; Clerk's request handling never passes an issuer, so the
+	// main run leaves it out.
+	clerkIssuer bool
+	audiences   []string // audience on both sides; nil = none
+}
+
 // verifierDecision is one verifier's decision on one token.
 type verifierDecision struct {
 	OK     bool    `json:"ok"`
@@ -26,10 +37,12 @@ type verifierDecision struct {
 }
 
 // runOurs verifies every token with our verifier, set up as the Caddyfile
-// `jwt_key <pem>`, `issuer <corpus issuer>`, `authorized_parties ...` would.
-func runOurs(iss *clerktest.Issuer, cases []corpusToken) []verifierDecision {
+// `jwt_key <pem>`, `issuer <corpus issuer>`, `authorized_parties ...` (and
+// `audience ...`) would.
+func runOurs(iss *clerktest.Issuer, cfg differentialConfig, cases []corpusToken) []verifierDecision {
 	v := newVerifier(staticKey{pub: &iss.PrivateKey().PublicKey}, verifierConfig{
 		issuers:           []string{iss.URL},
+		audiences:         cfg.audiences,
 		authorizedParties: differentialParties,
 		leeway:            defaultLeeway,
 	})
@@ -52,7 +65,7 @@ func runOurs(iss *clerktest.Issuer, cases []corpusToken) []verifierDecision {
 }
 
 // runClerk runs conformance/verify.mjs over the corpus.
-func runClerk(t *testing.T, iss *clerktest.Issuer, cases []corpusToken) []verifierDecision {
+func runClerk(t *testing.T, iss *clerktest.Issuer, cfg differentialConfig, cases []corpusToken) []verifierDecision {
 	type tok struct {
 		ID    int    `json:"id"`
 		Token string `json:"token"`
@@ -62,8 +75,14 @@ func runClerk(t *testing.T, iss *clerktest.Issuer, cases []corpusToken) []verifi
 		AuthorizedParties []string `json:"authorizedParties"`
 		ClockSkewInMs     int64    `json:"clockSkewInMs"`
 		Now               int64    `json:"now"`
+		Issuer            string   `json:"issuer,omitempty"`
+		Audience          []string `json:"audience,omitempty"`
 		Tokens            []tok    `json:"tokens"`
-	}{iss.PublicKeyPEM(), differentialParties, defaultLeeway.Milliseconds(), testNow.UnixMilli(), nil}
+	}{PEM: iss.PublicKeyPEM(), AuthorizedParties: differentialParties, ClockSkewInMs: defaultLeeway.Milliseconds(),
+		Now: testNow.UnixMilli(), Audience: cfg.audiences}
+	if cfg.clerkIssuer {
+		corpus.Issuer = iss.URL
+	}
 	for i, c := range cases {
 		corpus.Tokens = append(corpus.Tokens, tok{i, c.token})
 	}

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,11 +39,35 @@ func TestConformanceWithClerkSDK(t *testing.T) {
 	if len(cases) < 300 {
 		t.Fatalf("corpus has %d tokens, want at least 300", len(cases))
 	}
-	ours := runOurs(iss, cases)
-	clerk := runClerk(t, iss, cases)
+	if n := compareWithClerk(t, iss, differentialConfig{}, cases)["agree-accept"]; n < 50 {
+		t.Errorf("only %d tokens accepted by both: the corpus or the setup is broken", n)
+	}
+}
+
+// TestConformanceClaimTypesWithClerkSDK gives both verifiers an issuer and
+// an audience, which Clerk's verifyToken checks only when given them, so
+// that the iss, azp and aud checks, and the reason codes they give a claim
+// of the wrong type, are compared on both sides.
+func TestConformanceClaimTypesWithClerkSDK(t *testing.T) {
+	conformanceReady(t)
+	iss := clerktest.Start(t)
+	iss.SetNow(func() time.Time { return testNow })
+	counts := compareWithClerk(t, iss, differentialConfig{clerkIssuer: true, audiences: []string{claimTypesAudience}}, buildClaimTypeCorpus(t, iss))
+	if counts["agree-accept"] < 2 || counts["agree-reject"] < 16 {
+		t.Errorf("agreement %v: the corpus or the setup is broken", counts)
+	}
+}
+
+// compareWithClerk runs cases through both verifiers configured by cfg,
+// logs the agreement table and fails on every difference, in decision or
+// in reason code, that no documented difference explains. It returns the
+// table's counts.
+func compareWithClerk(t *testing.T, iss *clerktest.Issuer, cfg differentialConfig, cases []corpusToken) map[string]int {
+	t.Helper()
+	ours := runOurs(iss, cfg, cases)
+	clerk := runClerk(t, iss, cfg, cases)
 
 	counts := map[string]int{}
-	reasonPairs := map[string]int{}
 	var undocumented, explained []string
 	for i, c := range cases {
 		o, k := ours[i], clerk[i]
@@ -53,12 +76,11 @@ func TestConformanceWithClerkSDK(t *testing.T) {
 		case o.OK && k.OK && *o.Sub == derefOr(k.Sub, "<none>"):
 			counts["agree-accept"]++
 			continue
-		case !o.OK && !k.OK:
+		case !o.OK && !k.OK && o.Reason == k.Reason:
 			counts["agree-reject"]++
-			if o.Reason != k.Reason {
-				reasonPairs[fmt.Sprintf("%-34s %s", o.Reason, k.Reason)]++
-			}
 			continue
+		case !o.OK && !k.OK:
+			dir = reasonDiffers
 		case o.OK && k.OK:
 			dir = subDiffers
 		case o.OK:
@@ -66,7 +88,7 @@ func TestConformanceWithClerkSDK(t *testing.T) {
 		default:
 			dir = weReject
 		}
-		tv := newTokenView(c.token, iss.URL)
+		tv := newTokenView(c.token, iss.URL, cfg.audiences)
 		if d := explain(tv, dir, o, k); d != nil {
 			counts["documented: "+d.name]++
 			explained = append(explained, fmt.Sprintf("  %-26s %s", d.name, c.desc))
@@ -81,28 +103,23 @@ func TestConformanceWithClerkSDK(t *testing.T) {
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(&table, "  %-40s %4d\n", k, counts[k])
 	}
-	fmt.Fprintf(&table, "reason mismatches among agree-reject (ours, Clerk's):\n")
-	for _, k := range slices.Sorted(maps.Keys(reasonPairs)) {
-		fmt.Fprintf(&table, "  %s  %d\n", k, reasonPairs[k])
-	}
 	slices.Sort(explained)
 	fmt.Fprintf(&table, "documented differences, by token:\n%s\n", strings.Join(explained, "\n"))
 	t.Log("\n" + table.String())
-	if counts["agree-accept"] < 50 {
-		t.Errorf("only %d tokens accepted by both: the corpus or the setup is broken", counts["agree-accept"])
-	}
 	for _, u := range undocumented {
 		t.Errorf("undocumented difference: %s", u)
 	}
+	return counts
 }
 
 // Which way a difference goes.
 type direction uint8
 
 const (
-	weReject   direction = 1 << iota // we reject, Clerk's verifyToken accepts
-	weAccept                         // we accept, Clerk rejects
-	subDiffers                       // both accept, for different users
+	weReject      direction = 1 << iota // we reject, Clerk's verifyToken accepts
+	weAccept                            // we accept, Clerk rejects
+	subDiffers                          // both accept, for different users
+	reasonDiffers                       // both reject, with different reason codes
 )
 
 func (d direction) String() string {
@@ -113,6 +130,8 @@ func (d direction) String() string {
 		return "we accept, Clerk rejects"
 	case subDiffers:
 		return "both accept, different sub"
+	case reasonDiffers:
+		return "both reject, different reasons"
 	}
 	return fmt.Sprintf("direction(%d)", d)
 }
@@ -139,14 +158,27 @@ var differences = []difference{
 		name:  "issuer-checked",
 		dirs:  weReject,
 		token: "`iss` is missing, not a string, or not one of the configured issuers",
-		ours:  "rejects (`token-invalid-issuer`, or `token-verification-failed` when `iss` is not a string)",
-		clerk: "accepts: `verifyToken` does not check `iss`",
+		ours:  "rejects (`token-invalid-issuer`)",
+		clerk: "accepts: `verifyToken` checks `iss` only when given an `issuer`, which Clerk's own request handling never passes (given one, it refuses the same tokens with the same reason)",
 		why:   "Every token class of every Clerk instance is signed with an instance key; with a JWKS shared by several instances, or a key reused across environments, only `iss` ties the token to the instance the site trusts.",
 		match: func(tv *tokenView) bool {
 			iss, ok := tv.payload["iss"].(string)
 			return !ok || strings.TrimSuffix(iss, "/") != tv.issuer
 		},
-		ourReasons: []string{ReasonInvalidIssuer, ReasonVerificationFailed},
+		ourReasons: []string{ReasonInvalidIssuer},
+	},
+	{
+		name:  "audience-checked",
+		dirs:  weReject | reasonDiffers,
+		token: "`audience` is set and `aud` is missing, `null`, empty, not a string or an array of strings, or names none of the audiences",
+		ours:  "rejects (`token-invalid-audience`)",
+		clerk: "accepts an `aud` that is missing, empty or of another type (it checks only a string or an array of strings), and rejects a mismatch with `token-verification-failed`",
+		why:   "A configured audience is a requirement: a token that does not name it was not minted for this API, whatever shape its `aud` has. Clerk's SDK has no reason code for the audience; ours names the claim that failed, as it does for `iss` and `azp`.",
+		match: func(tv *tokenView) bool {
+			return len(tv.audiences) > 0 && !namesAudience(tv.payload["aud"], tv.audiences)
+		},
+		ourReasons:   []string{ReasonInvalidAudience},
+		clerkReasons: []string{ReasonVerificationFailed},
 	},
 	{
 		name:  "machine-subject",
@@ -177,6 +209,20 @@ var differences = []difference{
 			return s != catSession && s != catTemplate && s != catIgnore
 		},
 		ourReasons: []string{ReasonTypeMismatch, ReasonTokenInvalid},
+	},
+	{
+		name:  "token-class-reason",
+		dirs:  reasonDiffers,
+		token: "an M2M token (the M2M `cat`) or an OAuth access token (`typ` `at+jwt`)",
+		ours:  "rejects (`token-type-mismatch`)",
+		clerk: "rejects (`token-invalid`)",
+		why:   "The token is well formed and signed by the instance, but of a class the route does not take; `token-type-mismatch` says so for every such class (M2M subject, category, `accept`), so `handle_errors` and the metrics can tell it from a malformed token.",
+		match: func(tv *tokenView) bool {
+			typ, _ := tv.header["typ"].(string)
+			return tv.header["cat"] == catM2M || typ == "at+jwt" || typ == "application/at+jwt"
+		},
+		ourReasons:   []string{ReasonTypeMismatch},
+		clerkReasons: []string{ReasonTokenInvalid},
 	},
 	{
 		name:       "pending-session",
@@ -260,13 +306,38 @@ var differences = []difference{
 	},
 	{
 		name:         "rs384-rs512-with-jwt-key",
-		dirs:         weAccept,
-		token:        "`alg` is RS384 or RS512, signed by the configured key, verified with `jwt_key`",
-		ours:         "accepts: the PEM key is used with any of RS256/RS384/RS512",
-		clerk:        "rejects (`token-verification-failed`): the JWK it builds from the PEM has `alg: RS256` hard-coded",
+		dirs:         weAccept | reasonDiffers,
+		token:        "`alg` is RS384 or RS512, verified with `jwt_key`",
+		ours:         "accepts when the configured key signed it: the PEM key is used with any of RS256/RS384/RS512 (a bad signature is `token-invalid-signature`)",
+		clerk:        "rejects (`token-verification-failed`), whatever the signature: the JWK it builds from the PEM has `alg: RS256` hard-coded",
 		why:          "Same key, same RSASSA-PKCS1-v1_5 padding, a longer hash: nothing an attacker without the private key can use. The algorithm family stays pinned (no HMAC, PSS, ECDSA, EdDSA or none). Clerk itself lists RS384/RS512 as valid algorithms and only refuses them here as a side effect of how it converts the PEM.",
 		match:        func(tv *tokenView) bool { return tv.header["alg"] == "RS384" || tv.header["alg"] == "RS512" },
 		clerkReasons: []string{ReasonVerificationFailed},
+	},
+	{
+		name:  "malformed-header-reason",
+		dirs:  reasonDiffers,
+		token: "the header is not a JSON object, or its `alg` is not a string",
+		ours:  "rejects (`token-invalid`; a `null` header has no members, so no `alg`: `token-invalid-algorithm`)",
+		clerk: "rejects (`token-invalid-algorithm`, or throws a `TypeError` on a `null` header)",
+		why:   "A header that is not an object of string parameters is malformed (RFC 7515 §4), which `token-invalid` says; `token-invalid-algorithm` would send whoever reads the logs after the algorithm.",
+		match: func(tv *tokenView) bool {
+			_, isString := tv.header["alg"].(string)
+			return tv.header == nil || !isString
+		},
+		ourReasons:   []string{ReasonTokenInvalid, ReasonInvalidAlgorithm},
+		clerkReasons: []string{ReasonInvalidAlgorithm, "exception:TypeError"},
+	},
+	{
+		name:         "malformed-payload-reason",
+		dirs:         reasonDiffers,
+		token:        "the payload is not a JSON object (not JSON, trailing data, `null`)",
+		ours:         "rejects (`token-verification-failed`), once the signature verifies",
+		clerk:        "rejects (`token-invalid`) before checking the signature, or throws a `TypeError` on a `null` payload",
+		why:          "Nothing in the payload is looked at before the signature verifies, so a forged token learns nothing; a signed payload that is not a claims object is a claims failure, reported as every other one.",
+		match:        func(tv *tokenView) bool { return tv.payload == nil || !json.Valid(tv.payloadJSON) },
+		ourReasons:   []string{ReasonVerificationFailed},
+		clerkReasons: []string{ReasonTokenInvalid, "exception:TypeError"},
 	},
 	{
 		name:  "typed-members",
@@ -307,11 +378,11 @@ var differences = []difference{
 	},
 	{
 		name:  "case-variant-member",
-		dirs:  weReject,
+		dirs:  weReject | reasonDiffers,
 		token: "a header member or claim we read also appears under a case variant of its name (`SUB`, `EXP`, `TYP`, ...)",
 		ours:  "rejects (`token-invalid` / `token-verification-failed`)",
 		clerk: "reads the exact lower-case name and ignores the variant",
-		why:   "encoding/json matches member names case-insensitively; refusing variants keeps it from reading `SUB` where every other parser reads `sub`, so one token can never name two users.",
+		why:   "encoding/json, which a Go service re-reading the token may use, matches member names case-insensitively; refusing variants keeps it from reading `SUB` where every other parser reads `sub`, so one token can never name two users.",
 		match: func(tv *tokenView) bool {
 			return hasCaseVariant(tv.header, headerMembers) || hasCaseVariant(tv.payload, claimMembers)
 		},
@@ -332,10 +403,10 @@ var differences = []difference{
 	},
 	{
 		name:  "repeated-member",
-		dirs:  weReject,
+		dirs:  weReject | reasonDiffers,
 		token: "a top-level member name appears twice in the header or the payload (`sub`, `exp`, `alg`, ...)",
 		ours:  "rejects (`token-invalid` / `token-verification-failed`)",
-		clerk: "keeps the last value (`JSON.parse`)",
+		clerk: "keeps the last value (`JSON.parse`) and judges the token by it",
 		why:   "parsers disagree on which copy wins (first, last, or an error), so one signed token could name one user to us and another to a log or an upstream that re-parses it.",
 		match: func(tv *tokenView) bool {
 			return hasRepeatedMember(tv.headerJSON) || hasRepeatedMember(tv.payloadJSON)
@@ -361,12 +432,13 @@ var timeClaims = []string{"exp", "nbf", "iat"}
 type tokenView struct {
 	raw                     string
 	issuer                  string
+	audiences               []string // the configured audience; nil = none
 	headerJSON, payloadJSON []byte
 	header, payload         map[string]any // nil when not a JSON object
 }
 
-func newTokenView(raw, issuer string) *tokenView {
-	tv := &tokenView{raw: raw, issuer: issuer}
+func newTokenView(raw, issuer string, audiences []string) *tokenView {
+	tv := &tokenView{raw: raw, issuer: issuer, audiences: audiences}
 	segs := strings.Split(raw, ".")
 	if len(segs) != 3 {
 		return tv
@@ -412,6 +484,26 @@ func jsDateFinite(v float64) bool {
 	return !math.IsInf(v, 0) && !math.IsNaN(v) && math.Abs(math.Trunc(v)*1000) <= 8.64e15
 }
 
+// namesAudience reports whether aud, as decoded into tokenView, is a string
+// or an array of strings that holds one of want.
+func namesAudience(aud any, want []string) bool {
+	switch aud := aud.(type) {
+	case string:
+		return slices.Contains(want, aud)
+	case []any:
+		named := false
+		for _, a := range aud {
+			s, ok := a.(string)
+			if !ok {
+				return false
+			}
+			named = named || slices.Contains(want, s)
+		}
+		return named
+	}
+	return false
+}
+
 func wrongType(m map[string]any, name string) bool {
 	v, ok := m[name]
 	if !ok || v == nil {
@@ -421,27 +513,18 @@ func wrongType(m map[string]any, name string) bool {
 	return !isString
 }
 
-// hasRepeatedMember reports a top-level member name given twice, using the
-// verifier's own check with a map target (repeats only).
+// hasRepeatedMember reports a top-level member name given twice in a
+// valid JSON object, using the verifier's own reader.
 func hasRepeatedMember(obj []byte) bool {
-	var m map[string]any
-	return json.Unmarshal(obj, &m) == nil && checkMembers(obj, m) != nil
+	return json.Valid(obj) && errors.Is(walkObject(string(obj), func(string, string) error { return nil }), errRepeatedMember)
 }
 
-// The member names the verifier reads by struct, from the structs
-// themselves, so the table follows the code.
+// The member names the verifier reads, from its own decoders, so the table
+// follows the code.
 var (
-	headerMembers = memberNames(&jwtHeader{})
-	claimMembers  = memberNames(&claims{})
+	headerMembers = headerNames.names
+	claimMembers  = claimNames.names
 )
-
-func memberNames(v any) []string {
-	var out []string
-	for _, name := range fieldNames(reflect.TypeOf(v)) {
-		out = append(out, name)
-	}
-	return out
-}
 
 func hasCaseVariant(m map[string]any, names []string) bool {
 	for k := range m {

@@ -180,7 +180,7 @@ func (d *diagnosis) fix() string {
 		return "the token is malformed: pass the JWT exactly as Clerk issued it (getToken(), or the __session cookie): three base64url segments, typ JWT or absent, no crit header"
 	case ReasonTokenExpired:
 		return fmt.Sprintf("token expired %s ago (leeway %s): get a fresh token; Clerk session tokens live 60s and Clerk's frontend SDK refreshes them",
-			human(d.since(c.Exp)), human(v.leeway))
+			human(d.since(c.Exp.ptr())), human(v.leeway))
 	case ReasonNotActiveYet:
 		return fmt.Sprintf("nbf is %s from now (leeway %s): this machine's clock and Clerk's disagree; sync this clock (NTP), or raise leeway (at most %s)",
 			human(-d.since(c.Nbf.ptr())), human(v.leeway), human(maxLeeway))
@@ -194,19 +194,23 @@ func (d *diagnosis) fix() string {
 		return fmt.Sprintf("alg %q: Clerk signs with RS256 and clerk_auth accepts only RS256/384/512 (as the JWKS key pins it): this token was not made by Clerk",
 			d.tok.headerString("alg"))
 	case ReasonVerificationFailed:
-		return "a registered claim is missing or mistyped (sub must be a string; exp, nbf, iat numbers; aud a string or array): if a JWT template sets these claims, fix the template"
+		return "a registered claim is missing or mistyped (sub and sid must be strings; exp, nbf, iat numbers): if a JWT template sets these claims, fix the template"
 	case ReasonInvalidAuthorizedPart:
-		if c.Azp == "" {
+		azp, mistyped := stringClaim(c.Azp)
+		switch {
+		case mistyped:
+			return fmt.Sprintf("azp is %s, not a string: Clerk sets azp to the page's origin; if a JWT template sets azp, make it a string", c.Azp)
+		case azp == "":
 			return fmt.Sprintf("the token has no azp but authorized_parties is %s: browser session tokens carry the page's origin; for tokens without one, drop authorized_parties on this route",
 				list(v.authorizedParties))
 		}
 		return fmt.Sprintf("azp %s is not in authorized_parties %s: if %s is your frontend, add it to authorized_parties; otherwise the token was requested from another site",
-			shown(c.Azp), list(v.authorizedParties), shown(c.Azp))
+			shown(azp), list(v.authorizedParties), shown(azp))
 	case ReasonInvalidIssuer:
 		return fmt.Sprintf("iss is %s but the config expects %s: set issuer (or publishable_key) to the instance that issued the token",
-			orAbsent(c.Iss), strings.Join(v.issuers, " or "))
+			orAbsent(showRaw(c.Iss)), strings.Join(v.issuers, " or "))
 	case ReasonInvalidAudience:
-		if len(c.Aud) == 0 || string(c.Aud) == "null" {
+		if c.Aud == "" || c.Aud == "null" {
 			return fmt.Sprintf("the token has no aud but audience is %s: Clerk session tokens carry none; use a JWT template that sets aud, or drop audience",
 				list(v.audiences))
 		}

@@ -328,7 +328,7 @@ func FuzzClaims(f *testing.F) {
 			return
 		}
 		exercise(id)
-		checkPermissions(t, id.OrgPermissions, id.PermissionsProblem(), sent["per"], parseScoped(rawString(fj)))
+		checkPermissions(t, id.OrgPermissions, id.PermissionsProblem(), sent["per"], parseScoped(rawString(string(fj))))
 	})
 }
 

@@ -140,9 +140,10 @@ type Handler struct {
 	// below JWKSRefresh; below 1m a warning is logged.
 	JWKSMaxStale caddy.Duration `json:"jwks_max_stale,omitempty"`
 
-	// If set, the token's `aud` (string or array) must contain one of these.
-	// A token without `aud` is then rejected. Clerk session tokens carry no
-	// `aud`; JWT templates can.
+	// If set, the token's `aud` (a string or an array of strings) must
+	// contain one of these. A token without `aud`, or with one of another
+	// type, is then rejected. Clerk session tokens carry no `aud`; JWT
+	// templates can.
 	Audiences []string `json:"audiences,omitempty"`
 
 	// If set, the token's `azp` (the origin of the page that requested it)

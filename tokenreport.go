@@ -2,7 +2,6 @@ package clerkauth
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,34 +17,40 @@ const catM2M = "cl_B7d4PD333AAA"
 // unverified is a token taken apart without checking anything: what it
 // says, for display and for explaining a verdict, never for trusting.
 type unverified struct {
-	header    map[string]json.RawMessage
-	payload   []byte
-	claims    *claims // nil when the payload is not Clerk-shaped claims
+	header    map[string]string // raw JSON values
+	payload   string
+	claims    *claims // nil when the payload is not claims the verifier reads
 	claimsErr error   // why claims is nil
 }
 
 // decodeUnverified splits token as the verifier does and decodes its
-// header as strictly, but reads the payload leniently (any JSON, claims
-// optional) so the report can show what the verifier would refuse.
+// header as strictly, but takes any JSON payload, so the report can show
+// what the verifier would refuse; claims are read as the verifier reads
+// them, if they can be.
 func decodeUnverified(token string) (*unverified, error) {
 	rawHeader, rawPayload, _, ok := splitJWT(token)
 	if !ok {
 		return nil, errors.New("not a JWT: a JWT has exactly three dot-separated segments")
 	}
-	u := &unverified{}
-	if err := decodeSegment(rawHeader, &u.header); err != nil {
+	u := &unverified{header: map[string]string{}}
+	header, err := decodeSegment(nil, rawHeader)
+	if err == nil {
+		err = walkObject(header, func(name, value string) error {
+			u.header[name] = value
+			return nil
+		})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("header is %v", err)
 	}
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(rawPayload)
-	if err != nil {
+	if u.payload, err = decodeSegment(nil, rawPayload); err != nil {
 		return nil, errors.New("payload is not base64url")
 	}
-	if !json.Valid(payload) {
+	if !json.Valid([]byte(u.payload)) {
 		return nil, errors.New("payload is not JSON")
 	}
-	u.payload = payload
 	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	if err := c.decode(u.payload); err != nil {
 		u.claimsErr = err
 	} else {
 		u.claims = &c
@@ -77,8 +82,8 @@ func (u *unverified) kind() (kind, how string) {
 		return kindOAuth, "typ " + u.headerString("typ") + ": an OAuth access token, never accepted"
 	}
 	sub := ""
-	if u.claims != nil && u.claims.Sub != nil {
-		sub = *u.claims.Sub
+	if u.claims != nil {
+		sub = u.claims.Sub
 	}
 	if u.headerString("cat") == catM2M || strings.HasPrefix(sub, "mch_") {
 		return kindM2M, "a machine-to-machine token, never accepted"
@@ -99,18 +104,11 @@ func (u *unverified) kind() (kind, how string) {
 // report shows the org, permissions, features and plans the handler would
 // see. Absent sub and exp are read as empty: nothing is verified here.
 func (u *unverified) identity(class, rolesClaim string) *Identity {
-	c := *u.claims
-	if c.Sub == nil {
-		c.Sub = new(string)
-	}
-	if c.Exp == nil {
-		c.Exp = new(float64)
-	}
-	return newIdentity(&c, u.payload, class, rolesClaim)
+	return newIdentity(u.claims, u.payload, class, rolesClaim)
 }
 
 // catLine shows the cat header with its meaning.
-func catLine(raw json.RawMessage) string {
+func catLine(raw string) string {
 	meaning := "unknown category"
 	switch rawString(raw) {
 	case catSession:
@@ -130,17 +128,16 @@ func catLine(raw json.RawMessage) string {
 
 // showRaw renders a JSON value for the report: strings bare, anything else
 // as JSON on one line; both escaped where not printable.
-func showRaw(raw json.RawMessage) string {
-	if len(raw) == 0 {
+func showRaw(raw string) string {
+	if raw == "" {
 		return "(absent)"
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if s, ok := stringValue(raw); ok {
 		return shown(s)
 	}
 	var compact bytes.Buffer
-	if json.Compact(&compact, raw) != nil {
-		return shownJSON(raw)
+	if json.Compact(&compact, []byte(raw)) != nil {
+		return shownJSON([]byte(raw))
 	}
 	return shownJSON(compact.Bytes())
 }
@@ -166,7 +163,7 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	}
 
 	var pretty bytes.Buffer
-	_ = json.Indent(&pretty, u.payload, "  ", "  ") // cannot fail: decodeUnverified checked json.Valid
+	_ = json.Indent(&pretty, []byte(u.payload), "  ", "  ") // cannot fail: decodeUnverified checked json.Valid
 	fmt.Fprintf(w, "\nClaims\n  %s\n", shownJSON(pretty.Bytes()))
 	if u.claims == nil {
 		fmt.Fprintf(w, "\nNot Clerk claims: %s\n", shown(u.claimsErr.Error()))
@@ -178,7 +175,7 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	for _, t := range []struct {
 		name string
 		sec  *float64
-	}{{"exp", c.Exp}, {"nbf", c.Nbf.ptr()}, {"iat", c.Iat.ptr()}} {
+	}{{"exp", c.Exp.ptr()}, {"nbf", c.Nbf.ptr()}, {"iat", c.Iat.ptr()}} {
 		if t.sec == nil {
 			fmt.Fprintf(w, "  %s  (absent)\n", t.name)
 			continue
@@ -197,15 +194,11 @@ func inspectToken(w io.Writer, token string, now time.Time) error {
 	row := func(k, v string) { fmt.Fprintf(w, "  %-12s %s\n", k, v) }
 	row("class", kind+" ("+how+")")
 	row("claims", version)
-	sub := "(absent)"
-	if c.Sub != nil {
-		sub = shown(*c.Sub)
-	}
-	row("sub", sub)
+	row("sub", orAbsent(c.Sub))
 	row("sid", orAbsent(c.Sid))
-	row("iss", orAbsent(c.Iss))
-	row("azp", orAbsent(c.Azp))
-	if len(c.Aud) > 0 {
+	row("iss", orAbsent(showRaw(c.Iss)))
+	row("azp", orAbsent(showRaw(c.Azp)))
+	if c.Aud != "" {
 		row("aud", showRaw(c.Aud))
 	}
 	row("sts", orAbsent(id.SessionStatus))

@@ -97,6 +97,16 @@ func TestClerkTokenInspect(t *testing.T) {
 			want:    []string{"Cannot decode the token: payload is not JSON"},
 		},
 		{
+			name:  "iss and azp of the wrong type are shown as written",
+			token: mintToken(iss, claimsOpt("iss", 42, "azp", []string{"http://localhost:3000"})),
+			want:  []string{"iss          42", `azp          ["http://localhost:3000"]`, "sub          user_test"},
+		},
+		{
+			name:  "iss null",
+			token: clerktest.SegmentsJSON(`{"alg":"RS256"}`, `{"sub":"user_x","iss":null}`, iss.PrivateKey()),
+			want:  []string{"iss          null", "azp          (absent)"},
+		},
+		{
 			name:    "claims of the wrong type",
 			token:   mintToken(iss, claimsOpt("exp", "tomorrow")),
 			wantErr: true,

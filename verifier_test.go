@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -123,6 +124,21 @@ func TestVerify(t *testing.T) {
 		{name: "issuer case differs", token: iss.Mint(claimsOpt("iss", strings.ToUpper(iss.URL))), reason: ReasonInvalidIssuer},
 		{name: "issuer with extra path", token: iss.Mint(claimsOpt("iss", iss.URL+"/x")), reason: ReasonInvalidIssuer},
 		{name: "no issuer", token: iss.Mint(claimsOpt("iss", nil)), reason: ReasonInvalidIssuer},
+		{name: "issuer array", token: iss.Mint(claimsOpt("iss", []string{iss.URL})), reason: ReasonInvalidIssuer},
+		{name: "issuer number", token: iss.Mint(claimsOpt("iss", 42)), reason: ReasonInvalidIssuer},
+		{name: "issuer object", token: iss.Mint(claimsOpt("iss", map[string]any{"iss": iss.URL})), reason: ReasonInvalidIssuer},
+		{name: "issuer true", token: iss.Mint(claimsOpt("iss", true)), reason: ReasonInvalidIssuer},
+		{name: "issuer null", token: clerktest.SegmentsJSON(`{"alg":"RS256","kid":"`+iss.KID()+`"}`, fmt.Sprintf(`{"sub":"user_1","exp":%d,"iss":null}`, now+60), iss.PrivateKey()), reason: ReasonInvalidIssuer},
+		// azp is read into the identity, so even where no authorized
+		// parties are configured it must be a string when present.
+		{name: "azp array, no authorized parties", token: iss.Mint(claimsOpt("azp", []string{clerktest.DefaultAZP})), reason: ReasonInvalidAuthorizedPart},
+		{name: "azp number, no authorized parties", token: iss.Mint(claimsOpt("azp", 42)), reason: ReasonInvalidAuthorizedPart},
+		{name: "azp null, no authorized parties", token: iss.Mint(claimsOpt("azp", nil)), class: TokenTypeSession},
+		// No audience configured: aud is never read, whatever its type (as
+		// Clerk's verifyToken).
+		{name: "aud number, no audience", token: iss.Mint(claimsOpt("aud", 42)), class: TokenTypeSession},
+		{name: "aud object, no audience", token: iss.Mint(claimsOpt("aud", map[string]any{})), class: TokenTypeSession},
+		{name: "aud array with a non-string, no audience", token: iss.Mint(claimsOpt("aud", []any{"api", 1})), class: TokenTypeSession},
 
 		{name: "two segments", token: "a.b", reason: ReasonTokenInvalid},
 		{name: "four segments", token: iss.Mint() + ".x", reason: ReasonTokenInvalid},
@@ -176,12 +192,23 @@ func TestVerifyAudienceAndAuthorizedParties(t *testing.T) {
 		{"aud missing", iss.Mint(claimsOpt("azp", azp)), ReasonInvalidAudience},
 		{"aud null", iss.Mint(claimsOpt("aud", nil, "azp", azp)), ReasonInvalidAudience},
 		{"aud mismatch", iss.Mint(claimsOpt("aud", []string{"x"}, "azp", azp)), ReasonInvalidAudience},
-		{"aud wrong type", iss.Mint(claimsOpt("aud", 7, "azp", azp)), ReasonVerificationFailed},
+		{"aud number", iss.Mint(claimsOpt("aud", 7, "azp", azp)), ReasonInvalidAudience},
+		{"aud object", iss.Mint(claimsOpt("aud", map[string]any{"aud": "api"}, "azp", azp)), ReasonInvalidAudience},
+		{"aud true", iss.Mint(claimsOpt("aud", true, "azp", azp)), ReasonInvalidAudience},
+		{"aud array with a non-string", iss.Mint(claimsOpt("aud", []any{"api", 1}, "azp", azp)), ReasonInvalidAudience},
+		{"aud array of numbers", iss.Mint(claimsOpt("aud", []int{1}, "azp", azp)), ReasonInvalidAudience},
+		{"aud array with null", iss.Mint(claimsOpt("aud", []any{"api", nil}, "azp", azp)), ReasonInvalidAudience},
+		{"aud empty array", iss.Mint(claimsOpt("aud", []string{}, "azp", azp)), ReasonInvalidAudience},
+		{"aud empty string", iss.Mint(claimsOpt("aud", "", "azp", azp)), ReasonInvalidAudience},
 		{"azp missing", iss.Mint(claimsOpt("aud", "api", "azp", nil)), ReasonInvalidAuthorizedPart},
 		{"azp empty", iss.Mint(claimsOpt("aud", "api", "azp", "")), ReasonInvalidAuthorizedPart},
 		{"azp look-alike", iss.Mint(claimsOpt("aud", "api", "azp", "https://app.example.com.evil")), ReasonInvalidAuthorizedPart},
 		{"azp trailing slash", iss.Mint(claimsOpt("aud", "api", "azp", "https://app.example.com/")), ReasonInvalidAuthorizedPart},
 		{"azp other scheme", iss.Mint(claimsOpt("aud", "api", "azp", "http://app.example.com")), ReasonInvalidAuthorizedPart},
+		{"azp array holding the party", iss.Mint(claimsOpt("aud", "api", "azp", []string{azp})), ReasonInvalidAuthorizedPart},
+		{"azp number", iss.Mint(claimsOpt("aud", "api", "azp", 42)), ReasonInvalidAuthorizedPart},
+		{"azp object", iss.Mint(claimsOpt("aud", "api", "azp", map[string]any{"azp": azp})), ReasonInvalidAuthorizedPart},
+		{"azp true", iss.Mint(claimsOpt("aud", "api", "azp", true)), ReasonInvalidAuthorizedPart},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,5 +363,41 @@ func TestIdentityField(t *testing.T) {
 		if got := identityField(in); got != want {
 			t.Errorf("identityField(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A cold verification allocates little beyond crypto/rsa's own nine: the
+// decoded header and payload, the identity and what it holds that is not a
+// substring of the payload. Issue 11 sets the budget at 20 for a session
+// token; a v2 token's org permissions are expanded into one new string per
+// permission, on top of that.
+func TestVerifyColdAllocations(t *testing.T) {
+	iss := clerktest.Start(t)
+	v := newTestVerifier(t, iss)
+	cases := []struct {
+		name string
+		opts []clerktest.Option
+		max  float64
+	}{
+		{"v1 session", nil, 20},
+		{"v1 session with org", []clerktest.Option{clerktest.V1Org("org_1", "acme", "org:admin", "org:teams:read", "org:teams:manage")}, 20},
+		{"v2 session with org and features", []clerktest.Option{
+			clerktest.V2(clerktest.OrgV2{ID: "org_1", Slug: "acme", Role: "admin", Per: "manage,read", Fpm: "3,1"}),
+			claimsOpt("fea", "o:teams,o:billing", "pla", "u:pro", "sts", "active"),
+		}, 30},
+		{"template with custom claims", []clerktest.Option{clerktest.Template(), claimsOpt("aud", "api", "roles", []string{"admin"})}, 20},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			token := iss.Mint(tc.opts...)
+			allocs := testing.AllocsPerRun(20, func() {
+				if _, err := v.verify(context.Background(), token); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs > tc.max {
+				t.Errorf("a cold verification took %v allocations, want at most %v", allocs, tc.max)
+			}
+		})
 	}
 }

@@ -4,7 +4,8 @@
 // Usage: node verify.mjs <corpus.json>   (or the corpus on stdin)
 //
 // Corpus: {"pem", "authorizedParties", "clockSkewInMs", "now" (unix ms),
-//          "tokens": [{"id", "token"}]}
+//          "issuer" and "audience" (optional: verifyToken checks iss and
+//          aud only when given them), "tokens": [{"id", "token"}]}
 // Output: one JSON array on stdout, [{"id", "ok", "reason", "sub"}], in
 // corpus order. reason is the TokenVerificationError reason on failure, or
 // "exception:<name>" when the SDK throws something that is not one (e.g. a
@@ -30,6 +31,8 @@ for (const { id, token } of corpus.tokens) {
       jwtKey: corpus.pem,
       authorizedParties: corpus.authorizedParties,
       clockSkewInMs: corpus.clockSkewInMs,
+      issuer: corpus.issuer,
+      audience: corpus.audience,
     });
     results.push({ id, ok: true, reason: '', sub: typeof payload?.sub === 'string' ? payload.sub : null });
   } catch (err) {
