@@ -53,6 +53,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		forward_header      <field> <value>
 //		preflight           pass|authenticate
 //		cross_site_cookies  refuse|allow
+//		handshake           on|off
+//		proxy_url           <url>|<path>
 //	}
 //
 // issuer, audience, authorized_parties and accept may be repeated; their
@@ -126,6 +128,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = singleChoice(d, &h.Preflight, preflightPass, preflightAuthenticate)
 		case "cross_site_cookies":
 			err = singleChoice(d, &h.CrossSiteCookies, crossSiteCookiesRefuse, crossSiteCookiesAllow)
+		case "handshake":
+			err = singleChoice(d, &h.Handshake, handshakeOn, handshakeOff)
+		case "proxy_url":
+			err = single(d, &h.ProxyURL)
 		case "forward_header":
 			var fh ForwardHeader
 			if !d.AllArgs(&fh.Field, &fh.Value) {

@@ -28,6 +28,11 @@ var metrics = struct {
 	requests   *prometheus.CounterVec
 	fetches    *prometheus.CounterVec
 	tokenCache *prometheus.CounterVec
+	// The browser handshake: redirects by Clerk's reason, and return legs
+	// by payload format (nonce, token) and result (applied, refused,
+	// unavailable).
+	handshakes       *prometheus.CounterVec
+	handshakeReturns *prometheus.CounterVec
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace,
@@ -47,6 +52,18 @@ var metrics = struct {
 		Name:      "token_cache_total",
 		Help:      "Verified-token cache lookups, by result (hit, miss).",
 	}, []string{"result"}),
+	handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "handshakes_total",
+		Help:      "Browsers sent through Clerk's handshake, by Clerk's reason.",
+	}, []string{"reason"}),
+	handshakeReturns: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "handshake_returns_total",
+		Help:      "Handshake payloads received back, by format (nonce, token) and result (applied, refused, unavailable).",
+	}, []string{"format", "result"}),
 }
 
 // The counters bumped on every request are resolved once: WithLabelValues
@@ -97,7 +114,7 @@ var (
 // again in the same registry, as every handler of a config does, is not an
 // error.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, keySetCollector{}} {
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, metrics.handshakes, metrics.handshakeReturns, keySetCollector{}} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
 			return err

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -252,7 +253,25 @@ type Handler struct {
 	// the browser's SameSite handling alone; `allow` leaves it to the app.
 	CrossSiteCookies string `json:"cross_site_cookies,omitempty"`
 
+	// Clerk's handshake for browser sessions: `on` or `off`. It is on when
+	// the instance is known from PublishableKey and SecretKey is set (`on`
+	// without them is a configuration error). Then a page load whose
+	// session cookie has expired, or that Clerk's cookie rules call stale,
+	// is sent through the instance's Frontend API (307 to
+	// `/v1/client/handshake`), which renews the session cookie and sends
+	// the browser back, as Clerk's own SDKs do; API requests still get 401.
+	Handshake string `json:"handshake,omitempty"`
+
+	// Where the Frontend API is served from the application's own domain,
+	// for Clerk's Frontend API proxy: an absolute https URL, or a path such
+	// as `/__clerk` on the request's own origin. The handshake redirect
+	// then goes there instead of the publishable key's Frontend API host.
+	ProxyURL string `json:"proxy_url,omitempty"`
+
 	verifier     *verifier
+	backend      *backendAPI // nil without secret_key
+	apiClientKey string      // the apiClients entry this handler holds
+	sessions     *sessions   // nil when the handshake is off
 	requirements requirements
 	publishable  *publishableKey
 	signIn       *url.URL
@@ -318,13 +337,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch {
 	case err != nil:
 		err = &VerifyError{Reason: ReasonTokenInvalid, Err: err}
-	case token == "":
-		err = &VerifyError{Reason: ReasonTokenMissing, Err: errors.New("no bearer token or __session cookie")}
 	case carrier == carrierCookie && !h.allowCrossSiteCookies && !isSafeMethod(r.Method) && crossSite(r, h.trustedOrigins):
 		// Browsers attach cookies to requests other sites' pages make;
 		// SameSite=Lax still lets through those of sibling origins (other
 		// ports, other subdomains), so the request's own headers decide.
 		err = &VerifyError{Reason: ReasonCrossSiteCookie, Err: errors.New("the session cookie came with a state-changing request from another origin")}
+	case h.sessions != nil && (carrier != carrierHeader || handshake.Eligible(r.Method, r.Header)):
+		// Cookie sessions and page loads follow Clerk's authenticateRequest,
+		// handshake included; other header tokens are verified as they are.
+		vd := h.sessions.serve(w, r, h.verifier, publicURL(r), h.verifier.now())
+		if vd.done {
+			return nil
+		}
+		id, carrier = vd.id, vd.carrier
+		if vd.ve != nil {
+			err = vd.ve
+		}
+	case token == "":
+		err = &VerifyError{Reason: ReasonTokenMissing, Err: errors.New("no bearer token or __session cookie")}
 	default:
 		id, err = h.verifier.verify(r.Context(), token)
 	}
@@ -383,7 +413,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ve *VerifyError
 	if a.challenge != "" {
 		w.Header().Set("WWW-Authenticate", a.challenge)
 	}
-	if a.status == http.StatusServiceUnavailable {
+	if a.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	return caddyhttp.Error(a.status, ve)

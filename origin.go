@@ -130,3 +130,13 @@ func canonicalOrigins(list []string) []string {
 	}
 	return out
 }
+
+// publicURL is the URL the browser asked for, with the origin as
+// requestOrigin reads it: what Clerk's SDK calls clerkUrl.
+func publicURL(r *http.Request) *url.URL {
+	u, err := url.Parse(requestOrigin(r) + r.URL.RequestURI())
+	if err != nil {
+		return &url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	}
+	return u
+}

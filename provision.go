@@ -1,8 +1,6 @@
 package clerkauth
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -40,12 +38,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) provision(repl *caddy.Replacer) error {
 	for _, step := range []func(*caddy.Replacer) error{
 		h.provisionInstance,
+		h.provisionBackendAPI,
 		h.provisionRequirements,
 		h.provisionSignIn,
 		h.provisionForwardHeaders,
 		h.provisionPreflight,
 		h.provisionCrossSiteCookies,
 		h.provisionVerifier,
+		h.provisionSessions,
 	} {
 		if err := step(repl); err != nil {
 			return err
@@ -222,29 +222,18 @@ func (h *Handler) issuers(repl *caddy.Replacer) ([]string, error) {
 // the networkless PEM key, else the Backend API with the secret key, else
 // the JWKS URL (explicit, or derived from the publishable key or issuer).
 func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvider, error) {
-	var jwtKey, secret, jwksURL, apiURL string
-	for _, s := range []struct {
-		setting, raw string
-		dst          *string
-	}{
-		{"jwt_key", h.JWTKey, &jwtKey},
-		{"secret_key", h.SecretKey, &secret},
-		{"jwks_url", h.JWKSURL, &jwksURL},
-		{"api_url", h.APIURL, &apiURL},
-	} {
-		var err error
-		if *s.dst, err = expand(repl, s.setting, s.raw); err != nil {
-			return nil, err
-		}
+	jwtKey, err := expand(repl, "jwt_key", h.JWTKey)
+	if err != nil {
+		return nil, err
 	}
-	set := 0
-	for _, v := range []string{jwtKey, secret, jwksURL} {
-		if v != "" {
-			set++
-		}
+	jwksURL, err := expand(repl, "jwks_url", h.JWKSURL)
+	if err != nil {
+		return nil, err
 	}
-	if set > 1 {
-		return nil, errors.New("jwt_key, secret_key and jwks_url are alternative key sources: configure one")
+	// jwt_key and secret_key go together, as in Clerk's SDK: the PEM
+	// verifies, the secret key calls the Backend API.
+	if jwksURL != "" && (jwtKey != "" || h.backend != nil) {
+		return nil, errors.New("jwks_url is an alternative key source to jwt_key and secret_key: configure one")
 	}
 
 	if jwtKey != "" {
@@ -258,22 +247,10 @@ func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvid
 	var header http.Header
 	poolKey := ""
 	switch {
-	case secret != "":
-		if err := checkSecretKey(secret, h.publishable); err != nil {
-			return nil, fmt.Errorf("secret_key %v", err)
-		}
-		apiURL = strings.TrimSuffix(apiURL, "/")
-		if apiURL == "" {
-			apiURL = defaultAPIURL
-		}
-		if err := checkURL(apiURL); err != nil {
-			return nil, fmt.Errorf("api_url %q: %v", apiURL, err)
-		}
-		jwksURL = apiURL + "/v1/jwks"
-		header = http.Header{"Authorization": {"Bearer " + secret}}
-		// The pool key tells secrets apart without holding one in clear.
-		sum := sha256.Sum256([]byte(secret))
-		poolKey = "|" + hex.EncodeToString(sum[:8])
+	case h.backend != nil:
+		jwksURL = h.backend.url + "/v1/jwks"
+		header = http.Header{"Authorization": {"Bearer " + h.backend.secret}}
+		poolKey = "|" + h.backend.poolKey()
 	case jwksURL == "" && h.publishable != nil && len(h.Issuers) == 0:
 		jwksURL = h.publishable.issuer() + "/.well-known/jwks.json"
 	case jwksURL == "":
@@ -354,13 +331,19 @@ func (h *Handler) keySetOptions() (jwks.Options, error) {
 	return opts, nil
 }
 
-// Cleanup releases this handler's hold on the shared key set.
+// Cleanup releases this handler's hold on the shared key set and Backend
+// API client.
 func (h *Handler) Cleanup() error {
-	if h.keySetKey == "" {
-		return nil
+	var errs []error
+	if h.keySetKey != "" {
+		_, err := keySets.Delete(h.keySetKey)
+		errs = append(errs, err)
 	}
-	_, err := keySets.Delete(h.keySetKey)
-	return err
+	if h.apiClientKey != "" {
+		_, err := apiClients.Delete(h.apiClientKey)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // checkURL accepts an absolute https URL, or http on a loopback host for

@@ -3,6 +3,8 @@ package clerkauth
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 )
 
 // Reason codes, as set in {http.auth.clerk.reason}, logged, counted in
@@ -31,6 +33,9 @@ const (
 
 	// No signing keys could be had: 503, never 401.
 	ReasonJWKSUnavailable = "jwks-unavailable"
+	// The Backend API could not resolve a handshake nonce for now (down,
+	// rate-limited): 503, never a sign-out.
+	ReasonHandshakeUnavailable = "handshake-unavailable"
 
 	// A valid token fails a requirement: 403.
 	ReasonMissingRole       = "missing-role"
@@ -79,9 +84,10 @@ type answer struct {
 // answerFor maps a reason to its status and challenge (RFC 6750 §3).
 func answerFor(reason string) answer {
 	switch reason {
-	case ReasonTokenMissing:
+	case ReasonTokenMissing, handshake.ReasonUATWithoutToken, handshake.ReasonSessionTokenMissing:
+		// Clerk's cookie reasons that also mean "no session token".
 		return answer{status: http.StatusUnauthorized, challenge: "Bearer", signIn: true}
-	case ReasonJWKSUnavailable:
+	case ReasonJWKSUnavailable, ReasonHandshakeUnavailable:
 		// Not a 401: a Clerk outage must not look like a sign-out.
 		return answer{status: http.StatusServiceUnavailable}
 	case ReasonCrossSiteCookie:

@@ -201,40 +201,9 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		return nil, cacheEntry{}, reject(ReasonInvalidAlgorithm, "alg %q is not one of RS256, RS384, RS512", truncate(hdr.Alg, 16))
 	}
 
-	pub, keyAlg, err := v.keys.Key(ctx, hdr.Kid)
-	switch {
-	case errors.Is(err, jwks.ErrUnknownKID):
-		return nil, cacheEntry{}, &VerifyError{Reason: ReasonKIDMismatch, Err: err}
-	case err != nil:
-		return nil, cacheEntry{}, &VerifyError{Reason: ReasonJWKSUnavailable, Err: err}
-	}
-	if keyAlg != "" && keyAlg != hdr.Alg {
-		return nil, cacheEntry{}, reject(ReasonInvalidAlgorithm, "key %q is for %s, token says %s", truncate(hdr.Kid, 40), keyAlg, hdr.Alg)
-	}
-
-	// A 4096-bit signature fits the stack buffer, sparing an allocation.
-	var sigBuf [512]byte
-	sig, err := base64.RawURLEncoding.Strict().AppendDecode(sigBuf[:0], []byte(rawSig))
+	pub, err := v.checkSigned(ctx, &hdr, hash, token, len(rawHeader)+1+len(rawPayload), rawSig, buf[:0])
 	if err != nil {
-		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "signature is not base64url")
-	}
-	// crypto/rsa directly rather than jwx's jws.Verify: the same PKCS#1 v1.5
-	// check, without jwx re-parsing the header and allocating per call.
-	sum, n := digest(hash, token[:len(rawHeader)+1+len(rawPayload)], buf[:0])
-	if err := rsa.VerifyPKCS1v15(pub, hash, sum[:n], sig); err != nil {
-		// Clerk may rotate a key under the same kid (the kid is the instance
-		// id). Ask the key source for a fresh copy, throttled, and try once
-		// more with it if it differs.
-		r, ok := v.keys.(refetcher)
-		if !ok {
-			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
-		}
-		fresh, freshAlg, ferr := r.Refetch(ctx, hdr.Kid)
-		if ferr != nil || fresh == nil || fresh.Equal(pub) || (freshAlg != "" && freshAlg != hdr.Alg) ||
-			rsa.VerifyPKCS1v15(fresh, hash, sum[:n], sig) != nil {
-			return nil, cacheEntry{}, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
-		}
-		pub = fresh
+		return nil, cacheEntry{}, err
 	}
 
 	payload, err := decodeSegment(buf[:0], rawPayload)
@@ -252,6 +221,80 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	e := v.window(&c, id)
 	e.kid, e.key = hdr.Kid, pub
 	return id, e, nil
+}
+
+// checkSigned checks the signature over token[:signed] with the key for
+// hdr's kid, asking the key source once for a fresh copy when a key may have
+// been rotated under the same kid, and returns the key that verified it.
+// buf is scratch space for the digest.
+func (v *verifier) checkSigned(ctx context.Context, hdr *jwtHeader, hash crypto.Hash, token string, signed int, rawSig string, buf []byte) (*rsa.PublicKey, error) {
+	pub, keyAlg, err := v.keys.Key(ctx, hdr.Kid)
+	switch {
+	case errors.Is(err, jwks.ErrUnknownKID):
+		return nil, &VerifyError{Reason: ReasonKIDMismatch, Err: err}
+	case err != nil:
+		return nil, &VerifyError{Reason: ReasonJWKSUnavailable, Err: err}
+	}
+	if keyAlg != "" && keyAlg != hdr.Alg {
+		return nil, reject(ReasonInvalidAlgorithm, "key %q is for %s, token says %s", truncate(hdr.Kid, 40), keyAlg, hdr.Alg)
+	}
+
+	// A 4096-bit signature fits the stack buffer, sparing an allocation.
+	var sigBuf [512]byte
+	sig, err := base64.RawURLEncoding.Strict().AppendDecode(sigBuf[:0], []byte(rawSig))
+	if err != nil {
+		return nil, reject(ReasonTokenInvalid, "signature is not base64url")
+	}
+	// crypto/rsa directly rather than jwx's jws.Verify: the same PKCS#1 v1.5
+	// check, without jwx re-parsing the header and allocating per call.
+	sum, n := digest(hash, token[:signed], buf)
+	if err := rsa.VerifyPKCS1v15(pub, hash, sum[:n], sig); err != nil {
+		// Clerk may rotate a key under the same kid (the kid is the instance
+		// id). Ask the key source for a fresh copy, throttled, and try once
+		// more with it if it differs.
+		r, ok := v.keys.(refetcher)
+		if !ok {
+			return nil, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
+		}
+		fresh, freshAlg, ferr := r.Refetch(ctx, hdr.Kid)
+		if ferr != nil || fresh == nil || fresh.Equal(pub) || (freshAlg != "" && freshAlg != hdr.Alg) ||
+			rsa.VerifyPKCS1v15(fresh, hash, sum[:n], sig) != nil {
+			return nil, reject(ReasonInvalidSignature, "signature does not verify with key %q", truncate(hdr.Kid, 40))
+		}
+		pub = fresh
+	}
+	return pub, nil
+}
+
+// checkSignature verifies only the structure, the header's alg and the
+// signature of token against the key set, for the handshake token, whose
+// claims Clerk does not check.
+func (v *verifier) checkSignature(ctx context.Context, token string) error {
+	if len(token) > maxTokenSize {
+		return reject(ReasonTokenInvalid, "token is %d bytes, above the %d byte limit", len(token), maxTokenSize)
+	}
+	if i := indexNotTokenChar(token); i >= 0 {
+		return reject(ReasonTokenInvalid, "byte %d is not base64url or '.'", i)
+	}
+	rawHeader, rawPayload, rawSig, ok := splitJWT(token)
+	if !ok {
+		return reject(ReasonTokenInvalid, "a JWT has exactly three dot-separated segments")
+	}
+	var buf [2048]byte
+	var hdr jwtHeader
+	rawJSON, err := decodeSegment(buf[:0], rawHeader)
+	if err == nil {
+		err = walkObject(rawJSON, hdr.member)
+	}
+	if err != nil {
+		return reject(ReasonTokenInvalid, "header: %v", err)
+	}
+	hash, ok := jwks.Hash(hdr.Alg)
+	if !ok {
+		return reject(ReasonInvalidAlgorithm, "alg %q is not one of RS256, RS384, RS512", truncate(hdr.Alg, 16))
+	}
+	_, err = v.checkSigned(ctx, &hdr, hash, token, len(rawHeader)+1+len(rawPayload), rawSig, buf[:0])
+	return err
 }
 
 // window is when the verified token passes the time checks, with leeway.

@@ -192,6 +192,22 @@ func (i *Issuer) APIURL() string { return i.URL }
 // SecretKey is the "sk_test_…" secret the Backend API endpoint accepts.
 func (i *Issuer) SecretKey() string { return i.secretKey }
 
+// LiveSecretKey is the same secret for a production instance
+// ("sk_live_…"), accepted alike, to go with PublishableKey(true).
+func (i *Issuer) LiveSecretKey() string {
+	return "sk_live_" + strings.TrimPrefix(i.secretKey, "sk_test_")
+}
+
+// PublishableKey is a publishable key naming this Issuer's host and port as
+// the Frontend API: pk_live_ for a production instance, else pk_test_.
+func (i *Issuer) PublishableKey(live bool) string {
+	kind := "pk_test_"
+	if live {
+		kind = "pk_live_"
+	}
+	return kind + base64.RawStdEncoding.EncodeToString([]byte(strings.TrimPrefix(i.URL, "http://")+"$"))
+}
+
 // Fetches is the number of requests received by either JWKS endpoint,
 // whatever their outcome (faulted, unauthorized and wrong-method included).
 func (i *Issuer) Fetches() int64 { return i.fetches.Load() }
@@ -401,7 +417,9 @@ func (i *Issuer) authorized(r *http.Request) bool {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(i.secretKey)) == 1
+	token = strings.TrimSpace(token)
+	return subtle.ConstantTimeCompare([]byte(token), []byte(i.secretKey)) == 1 ||
+		subtle.ConstantTimeCompare([]byte(token), []byte(i.LiveSecretKey())) == 1
 }
 
 // errorBody is a Clerk Backend API error document.
