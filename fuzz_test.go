@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 )
 
 // Fuzz targets for everything that reads attacker-controlled bytes before
@@ -111,11 +112,11 @@ func FuzzTokenFromRequest(f *testing.F) {
 		if cookie != "" {
 			r.Header.Set("Cookie", cookie)
 		}
-		key := pk
-		if !withPK {
-			key = nil
+		var inst *handshake.Instance
+		if withPK {
+			inst = pk.instance()
 		}
-		token, carrier, err := tokenFromRequest(r, key, testNow)
+		token, carrier, err := tokenFromRequest(r, inst, testNow)
 
 		if strings.ContainsAny(token, " \t") {
 			t.Fatalf("token %q contains whitespace", token)

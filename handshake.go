@@ -202,14 +202,11 @@ func (h *Handler) provisionSessions(repl *caddy.Replacer) error {
 	if err != nil {
 		return err
 	}
+	inst := *h.instance
+	inst.ProxyURL = strings.TrimSuffix(proxy, "/")
+	inst.AuthorizedParties = h.verifier.authorizedParties
 	h.sessions = &sessions{
-		inst: &handshake.Instance{
-			FrontendAPI:       h.publishable.frontendAPI,
-			Live:              h.publishable.live,
-			CookieSuffix:      h.publishable.suffix,
-			ProxyURL:          strings.TrimSuffix(proxy, "/"),
-			AuthorizedParties: h.verifier.authorizedParties,
-		},
+		inst:   &inst,
 		api:    api,
 		logger: h.logger.Named("handshake"),
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
@@ -60,6 +61,11 @@ func parsePublishableKey(pk string) (*publishableKey, error) {
 // from a publishable key, loopback hosts included.
 func (pk *publishableKey) issuer() string {
 	return "https://" + strings.TrimSuffix(pk.frontendAPI, "/")
+}
+
+// instance describes the Clerk instance pk names, for Clerk's cookie rules.
+func (pk *publishableKey) instance() *handshake.Instance {
+	return &handshake.Instance{FrontendAPI: pk.frontendAPI, Live: pk.live, CookieSuffix: pk.suffix}
 }
 
 // cookieSuffix is Clerk's getCookieSuffix: the first 8 characters of the

@@ -274,6 +274,7 @@ type Handler struct {
 	sessions     *sessions   // nil when the handshake is off
 	requirements requirements
 	publishable  *publishableKey
+	instance     *handshake.Instance // from the publishable key; nil without one
 	signIn       *url.URL
 	keySetKey    string
 	ownedHeaders []string
@@ -332,7 +333,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 
-	token, carrier, err := tokenFromRequest(r, h.publishable, h.verifier.now())
+	token, carrier, err := tokenFromRequest(r, h.instance, h.verifier.now())
 	var id *Identity
 	switch {
 	case err != nil:

@@ -65,6 +65,7 @@ func (h *Handler) provisionInstance(repl *caddy.Replacer) error {
 		return fmt.Errorf("publishable_key: %v", err)
 	}
 	h.publishable = parsed
+	h.instance = parsed.instance()
 	return nil
 }
 

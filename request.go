@@ -1,14 +1,13 @@
 package clerkauth
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 )
 
 // Where a token was found, for logs ("token carrier" in Clerk's terms).
@@ -17,16 +16,13 @@ const (
 	carrierCookie = "cookie"
 )
 
-// sessionCookie is the cookie clerk-js sets on the application's domain.
-const sessionCookie = "__session"
-
 var errAmbiguousAuthorization = errors.New("more than one Authorization header")
 
 // tokenFromRequest finds the token the way Clerk's SDK does: the
 // Authorization header wins, else the __session cookie. A header with another
 // scheme (Basic, ...) carries no token and is not an error. The query string
 // is never read: tokens there end up in access logs and browser history.
-func tokenFromRequest(r *http.Request, pk *publishableKey, now time.Time) (token, carrier string, err error) {
+func tokenFromRequest(r *http.Request, inst *handshake.Instance, now time.Time) (token, carrier string, err error) {
 	switch auth := r.Header.Values("Authorization"); len(auth) {
 	case 0:
 	case 1:
@@ -38,9 +34,9 @@ func tokenFromRequest(r *http.Request, pk *publishableKey, now time.Time) (token
 	default:
 		return "", carrierHeader, errAmbiguousAuthorization
 	}
-	if tok := sessionCookieFor(r, pk, now); tok != "" {
-		if strings.Contains(tok, " ") {
-			// Go's cookie parser keeps inner spaces; a JWT has none.
+	if tok := sessionCookie(r, inst, now); tok != "" {
+		if strings.ContainsAny(tok, " \t") {
+			// Clerk's cookie parser keeps inner spaces and tabs; a JWT has none.
 			return "", carrierCookie, errors.New("the session cookie does not hold a single token")
 		}
 		return tok, carrierCookie, nil
@@ -133,108 +129,13 @@ func mayHaveBody(r *http.Request) bool {
 		r.ProtoMajor == 2 && r.ContentLength < 0
 }
 
-// clientUATCookie holds the unix time of the client's last sign-in change;
-// "0" or absent means signed out.
-const clientUATCookie = "__client_uat"
-
-// sessionCookieFor picks the session cookie the way Clerk's SDK does when
-// several Clerk apps share a domain: clerk-js then sets both the plain
-// __session and the instance's suffixed __session_<suffix>, and
-// usesSuffixedCookies() decides which pair (session + __client_uat) is
-// this instance's. Without a publishable key only the plain cookie exists.
-func sessionCookieFor(r *http.Request, pk *publishableKey, now time.Time) string {
-	plain := cookieValue(r, sessionCookie)
-	if pk == nil {
-		return plain
+// sessionCookie is the session token in r's cookies, chosen and read as
+// Clerk's SDK does (internal/handshake): with a publishable key, the
+// instance's suffixed __session_<suffix> where Clerk's rules pick it.
+func sessionCookie(r *http.Request, inst *handshake.Instance, now time.Time) string {
+	cookies := handshake.ParseCookies(r.Header)
+	if inst == nil {
+		return cookies[handshake.CookieSession]
 	}
-	if useSuffixedCookies(r, pk, plain, now) {
-		return cookieValue(r, sessionCookie+"_"+pk.suffix)
-	}
-	return plain
-}
-
-func useSuffixedCookies(r *http.Request, pk *publishableKey, plain string, now time.Time) bool {
-	suffixed := cookieValue(r, sessionCookie+"_"+pk.suffix)
-	suffixedUAT, hasSuffixedUAT := uatCookie(r, clientUATCookie+"_"+pk.suffix)
-	plainUAT, _ := uatCookie(r, clientUATCookie)
-	plainClaims := peekClaims(plain)
-
-	switch {
-	case plain != "" && plainClaims.Iss == "":
-		// 1. A plain session without iss (or undecodable) is this app's:
-		// Clerk then reports signed-out rather than looping a handshake.
-		return false
-	case plain != "" && stripScheme(plainClaims.Iss) != pk.frontendAPI:
-		// 2. The plain session belongs to another Clerk instance.
-		return true
-	case !hasSuffixedUAT && suffixed == "":
-		// 3. This instance never set suffixed cookies.
-		return false
-	}
-	suffixedClaims := peekClaims(suffixed)
-	switch {
-	case suffixedUAT != 0 && plainUAT != 0 && plainClaims.Iat > suffixedClaims.Iat:
-		// 4. The plain session is the newer one.
-		return false
-	case suffixedUAT == 0 && plainUAT != 0:
-		// 5. Signed in through plain cookies only.
-		return false
-	case !pk.live && suffixedUAT != 0 && plainUAT == 0 && suffixedClaims.Exp != 0 &&
-		suffixedClaims.Exp <= float64(now.Unix()):
-		// 6. Development only: a stale suffixed session loses to the plain one.
-		return false
-	case suffixed != "" && !hasSuffixedUAT:
-		// 7. The Frontend API has suffixed cookies turned off.
-		return false
-	}
-	return true
-}
-
-// cookieValue returns the first cookie named name. Go splits the header on
-// ';' and '=' without percent-decoding, which is what Clerk requires.
-func cookieValue(r *http.Request, name string) string {
-	c, err := r.Cookie(name)
-	if err != nil {
-		return ""
-	}
-	return c.Value
-}
-
-// uatCookie reads a __client_uat cookie as Clerk does: parseInt(v) || 0.
-func uatCookie(r *http.Request, name string) (int64, bool) {
-	c, err := r.Cookie(name)
-	if err != nil {
-		return 0, false
-	}
-	n, _ := strconv.ParseInt(c.Value, 10, 64)
-	return n, true
-}
-
-type peekedClaims struct {
-	Iss string  `json:"iss"`
-	Iat float64 `json:"iat"`
-	Exp float64 `json:"exp"`
-}
-
-// peekClaims decodes a token's payload WITHOUT verifying it. It only ever
-// chooses between two cookies; whatever is chosen is then fully verified.
-func peekClaims(token string) peekedClaims {
-	var c peekedClaims
-	_, payload, _, ok := splitJWT(token)
-	if !ok {
-		return c
-	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return c
-	}
-	_ = json.Unmarshal(b, &c)
-	return c
-}
-
-func stripScheme(u string) string {
-	if rest, ok := strings.CutPrefix(u, "https://"); ok {
-		return rest
-	}
-	return strings.TrimPrefix(u, "http://")
+	return handshake.SessionCookie(cookies, inst, now)
 }

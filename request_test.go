@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 )
 
 // TestSessionCookieFor walks Clerk's usesSuffixedCookies() rules (reference
 // §1.2), in their order, for a development and a production instance.
-func TestSessionCookieFor(t *testing.T) {
+func TestSessionCookie(t *testing.T) {
 	devPK, err := parsePublishableKey("pk_test_Y2xlcmsuY2xlcmsuZGV2JA") // clerk.clerk.dev
 	if err != nil {
 		t.Fatal(err)
@@ -57,8 +58,9 @@ func TestSessionCookieFor(t *testing.T) {
 			map[string]string{"__session": older, "__client_uat": "1", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, newer},
 		{"5: suffixed uat 0, plain uat set", devPK,
 			map[string]string{"__session": older, "__client_uat": "1", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "0"}, older},
-		{"5: unparsable suffixed uat reads as 0", devPK,
-			map[string]string{"__session": older, "__client_uat": "1", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "x"}, older},
+		// Clerk compares the uats as strings: "x" is not "0".
+		{"5: unparsable suffixed uat is not 0", devPK,
+			map[string]string{"__session": older, "__client_uat": "1", sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "x"}, newer},
 		{"6: development, stale suffixed session", devPK,
 			map[string]string{"__session": older, "__client_uat": "0", sfx(devPK, "__session"): stale, sfx(devPK, "__client_uat"): "1"}, older},
 		{"6: development, fresh suffixed session", devPK,
@@ -71,8 +73,9 @@ func TestSessionCookieFor(t *testing.T) {
 			map[string]string{"__session": older, sfx(devPK, "__session"): newer}, older},
 		{"8: suffixed only", devPK,
 			map[string]string{sfx(devPK, "__session"): newer, sfx(devPK, "__client_uat"): "1"}, newer},
-		{"8: signed out suffixed beats a plain session with no uat", devPK,
-			map[string]string{"__session": older, sfx(devPK, "__client_uat"): "0"}, ""},
+		// An absent plain uat is not "0" either, so rule 5 picks the plain set.
+		{"5: signed-out suffixed uat, plain session with no uat", devPK,
+			map[string]string{"__session": older, sfx(devPK, "__client_uat"): "0"}, older},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,7 +83,11 @@ func TestSessionCookieFor(t *testing.T) {
 			for name, v := range tc.cookies {
 				r.AddCookie(&http.Cookie{Name: name, Value: v})
 			}
-			if got := sessionCookieFor(r, tc.pk, now); got != tc.want {
+			var inst *handshake.Instance
+			if tc.pk != nil {
+				inst = tc.pk.instance()
+			}
+			if got := sessionCookie(r, inst, now); got != tc.want {
 				t.Fatalf("picked %.40q, want %.40q", got, tc.want)
 			}
 		})
