@@ -419,7 +419,7 @@ var differences = []difference{
 		token:      "the header or payload is not valid UTF-8",
 		ours:       "rejects (`token-invalid` / `token-verification-failed`)",
 		clerk:      "accepts: `TextDecoder` replaces each maximal invalid sequence with one U+FFFD",
-		why:        "encoding/json replaces each invalid byte instead, so the two would read different users out of one token. Clerk never emits invalid UTF-8.",
+		why:        "encoding/json (behind the claim placeholders, and in Go services) replaces each invalid byte instead, so the two would read different users out of one token. Clerk never emits invalid UTF-8.",
 		match:      func(tv *tokenView) bool { return !utf8.Valid(tv.headerJSON) || !utf8.Valid(tv.payloadJSON) },
 		ourReasons: []string{ReasonTokenInvalid, ReasonVerificationFailed},
 	},
@@ -522,8 +522,8 @@ func hasRepeatedMember(obj []byte) bool {
 // The member names the verifier reads, from its own decoders, so the table
 // follows the code.
 var (
-	headerMembers = headerNames.names
-	claimMembers  = claimNames.names
+	headerMembers = slices.Collect(maps.Values(headerNames.folded))
+	claimMembers  = slices.Collect(maps.Values(claimNames.folded))
 )
 
 func hasCaseVariant(m map[string]any, names []string) bool {

@@ -367,12 +367,11 @@ func (s *memberSet) add(name string) bool {
 
 // memberNames are the member names one decoder reads from an object.
 type memberNames struct {
-	names  []string
 	folded map[string]string // folded name → the name
 }
 
 func newMemberNames(names ...string) *memberNames {
-	m := &memberNames{names: names, folded: make(map[string]string, len(names))}
+	m := &memberNames{folded: make(map[string]string, len(names))}
 	for _, n := range names {
 		m.folded[string(appendFoldedName(nil, n))] = n
 	}

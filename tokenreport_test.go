@@ -107,6 +107,13 @@ func TestClerkTokenInspect(t *testing.T) {
 			want:  []string{"iss          null", "azp          (absent)"},
 		},
 		{
+			name:    "claims the verifier would not read",
+			token:   clerktest.SegmentsJSON(`{"alg":"RS256"}`, `{"sub":"user_a","sub":"user_b"}`, iss.PrivateKey()),
+			wantErr: true,
+			want:    []string{"Not Clerk claims: member \"sub\" appears twice"},
+			notWant: []string{"Times"},
+		},
+		{
 			name:    "claims of the wrong type",
 			token:   mintToken(iss, claimsOpt("exp", "tomorrow")),
 			wantErr: true,
