@@ -555,16 +555,24 @@ func renderDifferences() string {
 }
 
 func TestSecurityMDDifferencesInSync(t *testing.T) {
+	checkSecurityMDSection(t, diffBegin, diffEnd, renderDifferences(), "TestSecurityMDDifferencesInSync")
+}
+
+// checkSecurityMDSection checks that SECURITY.md holds table between begin
+// and end, or writes it there with -update-security-md; test names the
+// test that refreshes it.
+func checkSecurityMDSection(t *testing.T, begin, end, table, test string) {
+	t.Helper()
 	doc, err := os.ReadFile("SECURITY.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, rest, ok1 := strings.Cut(string(doc), diffBegin)
-	_, after, ok2 := strings.Cut(rest, diffEnd)
+	before, rest, ok1 := strings.Cut(string(doc), begin)
+	_, after, ok2 := strings.Cut(rest, end)
 	if !ok1 || !ok2 {
-		t.Fatalf("SECURITY.md lacks the markers %q and %q", diffBegin, diffEnd)
+		t.Fatalf("SECURITY.md lacks the markers %q and %q", begin, end)
 	}
-	want := before + diffBegin + renderDifferences() + diffEnd + after
+	want := before + begin + table + end + after
 	if want == string(doc) {
 		return
 	}
@@ -574,7 +582,7 @@ func TestSecurityMDDifferencesInSync(t *testing.T) {
 		}
 		return
 	}
-	t.Error("SECURITY.md's list of differences from Clerk's SDK is out of date: go test -run TestSecurityMDDifferencesInSync -update-security-md")
+	t.Errorf("a table of differences from Clerk's SDK in SECURITY.md is out of date: go test -run %s -update-security-md", test)
 }
 
 func TestDifferencesAreWellFormed(t *testing.T) {

@@ -329,26 +329,7 @@ func renderHandshakeDifferences() string {
 }
 
 func TestSecurityMDHandshakeDifferencesInSync(t *testing.T) {
-	doc, err := os.ReadFile("SECURITY.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, rest, ok1 := strings.Cut(string(doc), handshakeDiffBegin)
-	_, after, ok2 := strings.Cut(rest, handshakeDiffEnd)
-	if !ok1 || !ok2 {
-		t.Fatalf("SECURITY.md lacks the markers %q and %q", handshakeDiffBegin, handshakeDiffEnd)
-	}
-	want := before + handshakeDiffBegin + renderHandshakeDifferences() + handshakeDiffEnd + after
-	if want == string(doc) {
-		return
-	}
-	if *updateSecurityMD {
-		if err := os.WriteFile("SECURITY.md", []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Error("SECURITY.md's handshake differences are out of date: go test -run TestSecurityMDHandshakeDifferencesInSync -update-security-md")
+	checkSecurityMDSection(t, handshakeDiffBegin, handshakeDiffEnd, renderHandshakeDifferences(), "TestSecurityMDHandshakeDifferencesInSync")
 }
 
 func TestHandshakeDifferencesAreWellFormed(t *testing.T) {
