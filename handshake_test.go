@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,7 +13,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
@@ -296,6 +300,64 @@ func TestHandshakeConfiguration(t *testing.T) {
 			if tc.err == "" && tc.h.JWTKey != "" {
 				if _, ok := h.verifier.keys.(staticKey); !ok {
 					t.Errorf("key source %T, want the networkless jwt_key", h.verifier.keys)
+				}
+			}
+		})
+	}
+}
+
+// The handshake's own paths log and count what happened, and never the
+// token or the nonce that came with the request.
+func TestHandshakeLogsAndMetrics(t *testing.T) {
+	iss := clerktest.Start(t)
+	core, logs := observer.New(zapcore.DebugLevel)
+	h := &Handler{PublishableKey: iss.PublishableKey(true), Issuers: []string{iss.URL}, SecretKey: iss.LiveSecretKey(),
+		APIURL: iss.APIURL(), ProxyURL: iss.URL, logger: zap.New(core)}
+	if err := h.provision(caddy.NewReplacer()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	other, err := clerktest.NewRSAKey(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := clerktest.Sign(map[string]any{"alg": "RS256", "kid": iss.KID(), "typ": "JWT"},
+		map[string]any{"handshake": []string{"__session=" + iss.Mint() + "; Path=/"}}, "RS256", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := iss.Mint(clerktest.IssuedAt(time.Now().Add(-time.Hour)))
+	const nonce = "secret-nonce-0123456789"
+
+	for _, tc := range []struct {
+		name, query, cookie string
+		secret              string // must appear in no log line
+		metric, series      string // the counter that must move by one
+	}{
+		{"expired session redirected", "", "__session=" + expired + "; __client_uat=1", expired,
+			"caddy_clerk_auth_handshakes_total", "reason=session-token-expired-refresh-non-eligible-no-refresh-cookie"},
+		{"forged handshake token", "?" + handshake.CookieHandshake + "=" + forged, "", forged,
+			"caddy_clerk_auth_handshake_returns_total", "format=token,result=refused"},
+		{"unknown nonce", "?" + handshake.CookieHandshakeNonce + "=" + nonce, "", nonce,
+			"caddy_clerk_auth_handshake_returns_total", "format=nonce,result=refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := scrape(t)[tc.metric][tc.series]
+			r := httptest.NewRequest(http.MethodGet, "http://app.example/page"+tc.query, nil)
+			r.Header.Set("Sec-Fetch-Dest", "document")
+			if tc.cookie != "" {
+				r.Header.Set("Cookie", tc.cookie)
+			}
+			w := httptest.NewRecorder()
+			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+			_ = h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+			if got := scrape(t)[tc.metric][tc.series] - before; got != 1 {
+				t.Errorf("counter moved by %v, want 1", got)
+			}
+			for _, e := range logs.TakeAll() {
+				line := e.Message + fmt.Sprint(e.ContextMap())
+				if strings.Contains(line, tc.secret) || strings.Contains(line, tc.secret[len(tc.secret)-12:]) {
+					t.Errorf("log line quotes the request's secret: %s", line)
 				}
 			}
 		})

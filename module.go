@@ -426,7 +426,8 @@ func (h *Handler) logReject(r *http.Request, ve *VerifyError, carrier string) {
 			zap.String("reason", ve.Reason),
 			zap.String("token_carrier", carrier),
 			zap.String("detail", ve.Error()),
-			zap.String("uri", r.RequestURI),
+			// The path only: the query may carry a handshake token or nonce.
+			zap.String("path", r.URL.Path),
 		)
 	}
 }
