@@ -75,7 +75,15 @@ func start(cfg config) (_ *demo, err error) {
 	// Caddyfile.example reads these when it is adapted: Caddy itself knows
 	// nothing about the demo.
 	d.env = []envVar{
+		// A production instance (pk_live_): a development one would need
+		// Clerk's dev-browser protocol, which the fake does not speak. The
+		// publishable key names the fake's host as the Frontend API, always
+		// over https; issuer and proxy_url (both CLERK_ISSUER) say it is
+		// plain http, and CLERK_API_URL is its Backend API.
+		{"CLERK_PUBLISHABLE_KEY", d.issuer.PublishableKey(true)},
+		{"CLERK_SECRET_KEY", d.issuer.LiveSecretKey()},
 		{"CLERK_ISSUER", d.issuer.URL},
+		{"CLERK_API_URL", d.issuer.APIURL()},
 		// The frontend is Caddy's own origin here: the sign-in page mints
 		// tokens whose azp is the page the browser came from.
 		{"CLERK_AUTHORIZED_PARTY", d.caddyURL},

@@ -55,7 +55,7 @@ func ephemeral() config {
 // files of the test's demos in a directory of its own.
 func isolate(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir()) // where Caddy's logs go
-	for _, name := range []string{"CLERK_ISSUER", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "SITE_ADDRESS", "UPSTREAM"} {
+	for _, name := range []string{"CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY", "CLERK_ISSUER", "CLERK_API_URL", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "SITE_ADDRESS", "UPSTREAM"} {
 		t.Setenv(name, "")
 	}
 }
