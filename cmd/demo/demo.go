@@ -19,8 +19,9 @@ import (
 
 // demo is everything run starts; stop undoes it.
 type demo struct {
-	caddyfile string
-	lifetime  time.Duration
+	caddyfile      string
+	lifetime       time.Duration
+	handshakeFault string // -handshake-fault, "" for none
 
 	issuer *clerktest.Issuer
 
@@ -37,7 +38,7 @@ type demo struct {
 type envVar struct{ name, value string }
 
 func start(cfg config) (_ *demo, err error) {
-	d := &demo{caddyfile: cfg.caddyfile, lifetime: cfg.tokenLifetime}
+	d := &demo{caddyfile: cfg.caddyfile, lifetime: cfg.tokenLifetime, handshakeFault: cfg.handshakeFault}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, d.stop(), keepLogFile(d.logFile))
@@ -56,6 +57,9 @@ func start(cfg config) (_ *demo, err error) {
 		return nil, fmt.Errorf("starting the fake Clerk issuer: %w (-issuer-port 0 picks a free port)", err)
 	}
 	d.issuer.EnableSignIn(clerktest.SignInPage{Users: signInUsers(), Lifetime: cfg.tokenLifetime})
+	if cfg.handshakeFault != "" {
+		d.issuer.SetHandshakeFault(handshakeFaults[cfg.handshakeFault])
+	}
 
 	d.upstreamAddr = cfg.upstream
 	if d.upstreamAddr == "" {

@@ -418,6 +418,9 @@ func TestParseFlags(t *testing.T) {
 		{"Caddy's logs on stderr", []string{"-v"},
 			config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: 60 * time.Second, verbose: true}, ""},
 		{"unknown flag", []string{"-verbose"}, config{}, "not defined"},
+		{"a broken handshake", []string{"-handshake-fault", "expired-sessions"},
+			config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: 60 * time.Second, handshakeFault: "expired-sessions"}, ""},
+		{"unknown handshake fault", []string{"-handshake-fault", "slow"}, config{}, "want one of down, expired-sessions, unknown-nonce"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
