@@ -4,9 +4,13 @@
 // DEVELOPMENT-ONLY fake Clerk issuer and its sign-in page, an upstream that
 // shows who it sees) on free ports with short-lived tokens, and drives
 // headless Chromium through it: no session → sign-in page; sign in → the
-// page shows the user the upstream received; token expired → sign-in again;
-// a form on another origin of the same site posts with the cookie → refused.
-// Finally it stops the demo as Ctrl-C does and expects exit status 0.
+// page shows the user the upstream received; token expired → API calls get
+// 401, and a page load is renewed through Clerk's handshake with the fake's
+// Frontend API; a form on another origin of the same site posts with the
+// cookie → refused; sign out → sign-in page. A second demo, whose Frontend
+// API hands out expired tokens, shows the redirect-loop guard ending at the
+// sign-in page. Finally each demo is stopped as Ctrl-C does, and must exit
+// with status 0.
 //
 // Run it with `bash e2e/run.sh`, which installs what it needs.
 import { after, before, describe, it } from 'node:test';
@@ -33,6 +37,12 @@ const leewaySeconds = 5;
 
 const readyLine = 'Ready. Press Ctrl-C to stop.';
 
+// Where the fake Clerk serves its Frontend API handshake endpoint
+// (internal/clerktest HandshakePath), and how many handshakes clerk_auth's
+// loop guard allows in a row (internal/handshake LoopLimit).
+const handshakePath = '/v1/client/handshake';
+const loopLimit = 3;
+
 // buildDemo builds ./cmd/demo into dir, unless run.sh has (DEMO_BIN). The
 // test runs the binary rather than `go run ./cmd/demo`, which is the same
 // program, because the go command itself exits 1 when interrupted, hiding
@@ -46,10 +56,10 @@ async function buildDemo(dir) {
 
 // startDemo runs the demo from the repository root, where it finds
 // Caddyfile.example, and resolves once it has printed that it is ready.
-function startDemo(bin) {
+function startDemo(bin, ...args) {
   const child = spawn(bin, [
     '-port', '0', '-issuer-port', '0', '-upstream-port', '0',
-    '-token-lifetime', `${tokenLifetimeSeconds}s`,
+    '-token-lifetime', `${tokenLifetimeSeconds}s`, ...args,
   ], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   const demo = { child, stdout: '', stderr: '' };
   demo.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -99,6 +109,56 @@ function claimsOf(jwt) {
   return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 }
 
+// launchBrowser starts headless Chromium with a fresh profile in dir: no
+// cookie from an earlier run or from the other demo, which shares the host.
+async function launchBrowser(dir) {
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-quic'],
+  });
+  return { context, page: context.pages()[0] ?? await context.newPage() };
+}
+
+// signIn signs in as user_alice through the demo's sign-in page and waits
+// until the browser is back at url.
+async function signIn(page, demo, url) {
+  await page.goto(`${demo.signIn}?redirect_url=${encodeURIComponent(url)}`);
+  await Promise.all([
+    page.waitForURL(url),
+    page.getByRole('button', { name: 'Sign in as user_alice' }).click(),
+  ]);
+}
+
+async function sessionCookie(context, app) {
+  return (await context.cookies(app)).find((c) => c.name === '__session');
+}
+
+// waitPastExpiry waits until clerk_auth no longer accepts the browser's
+// session token: past its exp and the leeway.
+async function waitPastExpiry(context, app) {
+  const { exp } = claimsOf((await sessionCookie(context, app)).value);
+  await sleepUntil((exp + leewaySeconds + 1) * 1000);
+}
+
+// recordNavigations records the URL of every request of page's main frame
+// that loads a document, redirects included, until the returned stop().
+function recordNavigations(page) {
+  const urls = [];
+  const onRequest = (req) => {
+    if (req.isNavigationRequest() && req.frame() === page.mainFrame()) urls.push(new URL(req.url()));
+  };
+  page.on('request', onRequest);
+  urls.stop = () => page.off('request', onRequest);
+  return urls;
+}
+
+function isSignIn(url, demo) {
+  return `${url.origin}${url.pathname}` === demo.signIn;
+}
+
 // startFormSite serves, on another 127.0.0.1 port, a page whose form posts
 // to action: another origin, but the same site as the demo (a site ignores
 // the port), so the browser still attaches a SameSite=Lax cookie.
@@ -134,15 +194,7 @@ describe('clerk_auth in a browser', () => {
     work = mkdtempSync(path.join(tmpdir(), 'clerkauth-e2e-'));
     demo = await startDemo(await buildDemo(work));
     assert.ok(demo.app && demo.signIn, `the demo printed no SITE_ADDRESS or CLERK_SIGN_IN_URL:\n${demo.stdout}`);
-    // A fresh profile: no cookie from an earlier run.
-    context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--disable-quic'],
-    });
-    page = context.pages()[0] ?? await context.newPage();
+    ({ context, page } = await launchBrowser(path.join(work, 'profile')));
   });
 
   after(async () => {
@@ -187,7 +239,7 @@ describe('clerk_auth in a browser', () => {
     assert.equal(await page.textContent('#user-id'), 'user_alice');
   });
 
-  it('once the token has expired (leeway counted), the page sends the browser to sign in again', async () => {
+  it('counts the leeway: a token past exp is accepted within it, and API calls get 401 after it', async () => {
     const session = (await context.cookies(demo.app)).find((c) => c.name === '__session');
     const { exp } = claimsOf(session.value);
 
@@ -197,25 +249,49 @@ describe('clerk_auth in a browser', () => {
     assert.equal(new URL(page.url()).origin, demo.app, 'sent to sign in within the leeway');
     assert.equal(await page.textContent('#user-id'), 'user_alice');
 
-    // Past exp + leeway: clerk_auth rejects the token, and a page load is
-    // redirected to sign in rather than shown a 401.
+    // Past exp + leeway: clerk_auth rejects the token. An API call (a
+    // fetch, not a page load) gets the 401 and never a handshake.
     await sleepUntil((exp + leewaySeconds + 1) * 1000);
-    await page.reload();
-    const landed = new URL(page.url());
-    assert.equal(`${landed.origin}${landed.pathname}`, demo.signIn);
-    assert.equal(landed.searchParams.get('redirect_url'), `${demo.app}/admin`);
+    const api = await page.evaluate(async () => {
+      const r = await fetch('/admin', { headers: { Accept: 'application/json' } });
+      return { status: r.status, body: await r.json() };
+    });
+    assert.deepEqual(api, { status: 401, body: { error: 'token-expired' } });
+  });
+
+  it('after the token has expired, a page load renews it through the handshake: no sign-in page, and the upstream sees the user', async () => {
+    const app = `${demo.app}/`;
+    await signIn(page, demo, app);
+    const before = await sessionCookie(context, demo.app);
+    await waitPastExpiry(context, demo.app);
+
+    const hops = recordNavigations(page);
+    const resp = await page.goto(app);
+    hops.stop();
+    assert.equal(page.url(), app);
+    assert.equal(resp.status(), 200);
+    assert.equal(await page.textContent('#user-id'), 'user_alice');
+    assert.ok(!hops.some((u) => isSignIn(u, demo)), `went to sign in: ${hops.join(' → ')}`);
+    // Once through the fake's Frontend API, and back with the nonce.
+    const handshakes = hops.filter((u) => u.origin === new URL(demo.signIn).origin && u.pathname === handshakePath);
+    assert.equal(handshakes.length, 1, `handshakes: ${hops.join(' → ')}`);
+    assert.ok(hops.some((u) => u.searchParams.has('__clerk_handshake_nonce')), `no return leg: ${hops.join(' → ')}`);
+
+    // A fresh token of the same session.
+    const after = await sessionCookie(context, demo.app);
+    assert.notEqual(after.value, before.value);
+    assert.ok(claimsOf(after.value).exp > claimsOf(before.value).exp);
+    assert.equal(claimsOf(after.value).sid, claimsOf(before.value).sid);
+    assert.equal(claimsOf(after.value).sub, 'user_alice');
   });
 
   it('refuses the session cookie on a form POST from another origin, and accepts it from the app', async () => {
     const action = `${demo.app}/`;
     formSite = await startFormSite(action);
 
-    // The earlier token has expired: sign in again.
-    await page.goto(action);
-    await Promise.all([
-      page.waitForURL(action),
-      page.getByRole('button', { name: 'Sign in as user_alice' }).click(),
-    ]);
+    // A token minted just now, so that the posts below happen well
+    // within its lifetime.
+    await signIn(page, demo, action);
     // The demo's cookie: host-only, Path=/, HttpOnly, SameSite=Lax, as
     // clerk-js sets __session.
     const session = (await context.cookies(demo.app)).find((c) => c.name === '__session');
@@ -239,5 +315,70 @@ describe('clerk_auth in a browser', () => {
     assert.equal(sent['sec-fetch-site'], 'same-site');
     assert.equal(other.status(), 401);
     assert.deepEqual(await other.json(), { error: 'cross-site-cookie' });
+  });
+
+  it('after sign-out (__client_uat=0), the next page load goes to sign in', async () => {
+    const app = `${demo.app}/`;
+    await signIn(page, demo, app);
+
+    // The sign-in page's Sign out button ends the fake's client session,
+    // clears __session and sets __client_uat=0, and goes back to the app,
+    // which sends the browser to sign in.
+    await page.goto(`${demo.signIn}?redirect_url=${encodeURIComponent(app)}`);
+    await Promise.all([
+      page.waitForURL((u) => isSignIn(u, demo) && u.searchParams.get('redirect_url') === app),
+      page.getByRole('button', { name: 'Sign out' }).click(),
+    ]);
+    const cookies = await context.cookies(demo.app);
+    assert.equal(cookies.find((c) => c.name === '__client_uat')?.value, '0');
+    assert.equal(cookies.find((c) => c.name === '__session'), undefined);
+
+    // The next page load: straight to sign in, with no handshake.
+    const hops = recordNavigations(page);
+    await page.goto(app);
+    hops.stop();
+    const landed = new URL(page.url());
+    assert.ok(isSignIn(landed, demo), `landed on ${landed}`);
+    assert.equal(landed.searchParams.get('redirect_url'), app);
+    assert.ok(!hops.some((u) => u.pathname === handshakePath), `handshake after sign-out: ${hops.join(' → ')}`);
+  });
+});
+
+describe('clerk_auth in a browser, when the Frontend API keeps handing out expired tokens', () => {
+  let work;
+  let demo;
+  let context;
+  let page;
+
+  before(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'clerkauth-e2e-'));
+    demo = await startDemo(await buildDemo(work), '-handshake-fault', 'expired-sessions');
+    ({ context, page } = await launchBrowser(path.join(work, 'profile')));
+  });
+
+  after(async () => {
+    await context?.close();
+    const exit = demo && await stopDemo(demo);
+    if (work) rmSync(work, { recursive: true, force: true });
+    if (demo) assert.deepEqual(exit, { code: 0, signal: null }, `the demo did not exit cleanly on SIGINT\n${demo.stderr}`);
+  });
+
+  it('ends at the sign-in page after the loop guard, never in an endless loop', async () => {
+    const app = `${demo.app}/`;
+    await signIn(page, demo, app);
+    await waitPastExpiry(context, demo.app);
+
+    const hops = recordNavigations(page);
+    await page.goto(app);
+    hops.stop();
+    const landed = new URL(page.url());
+    assert.ok(isSignIn(landed, demo), `landed on ${landed} after ${hops.join(' → ')}`);
+    assert.equal(landed.searchParams.get('redirect_url'), app);
+    // Each handshake: the app → the Frontend API → the app with a nonce →
+    // the clean URL, whose expired token starts the next one; the guard
+    // stops the loop after loopLimit, and the browser goes to sign in.
+    const handshakes = hops.filter((u) => u.pathname === handshakePath);
+    assert.equal(handshakes.length, loopLimit, `handshakes: ${hops.join(' → ')}`);
+    assert.equal(hops.length, 3 * loopLimit + 2, `navigations: ${hops.join(' → ')}`);
   });
 });

@@ -183,6 +183,10 @@ func (d *demo) printIntro(w io.Writer) {
 	if d.upstream == nil {
 		upstream = "your app (-upstream)"
 	}
+	fault := ""
+	if d.handshakeFault != "" {
+		fault = "  broken: -handshake-fault " + d.handshakeFault
+	}
 	logs := "on stderr (-v)"
 	if d.logFile != "" {
 		logs = d.logFile + "  (-v: on stderr instead)"
@@ -196,21 +200,25 @@ sign-in page signs in anyone as anyone. Nothing here talks to Clerk.
   fake Clerk issuer   %-28s  DEVELOPMENT ONLY
     keys (JWKS)       %s
     sign-in page      %s
+    handshake         %s%s
   upstream            %-28s  %s
   Caddy's logs        %s
 
 %s was loaded with:
-`, d.caddyURL, d.caddyfile, d.issuer.URL, d.issuer.JWKSURL(), d.issuer.SignInURL(), d.upstreamAddr, upstream, logs, d.caddyfile)
+`, d.caddyURL, d.caddyfile, d.issuer.URL, d.issuer.JWKSURL(), d.issuer.SignInURL(), d.issuer.HandshakeURL(), fault,
+		d.upstreamAddr, upstream, logs, d.caddyfile)
 	for _, e := range d.env {
 		fmt.Fprintf(w, "  %s=%s\n", e.name, e.value)
 	}
 	fmt.Fprintf(w, `
 In a browser, open %s/ : you are sent to the sign-in page. Sign in as
-%s (%s) or %s (%s), then try /admin.
+%s (%s) or %s (%s), then try /admin. Session tokens live %s;
+a page loaded after that is renewed through the fake's handshake, and you stay
+signed in until you press Sign out on the sign-in page.
 
 With curl: each line below was run once at start-up; → is what it returned.
 
-`, d.caddyURL, alice.id, alice.about(), bob.id, bob.about())
+`, d.caddyURL, alice.id, alice.about(), bob.id, bob.about(), d.lifetime)
 }
 
 // printChecks prints each check as a ready-to-paste curl line, preceded by

@@ -19,8 +19,9 @@ import (
 
 // demo is everything run starts; stop undoes it.
 type demo struct {
-	caddyfile string
-	lifetime  time.Duration
+	caddyfile      string
+	lifetime       time.Duration
+	handshakeFault string // -handshake-fault, "" for none
 
 	issuer *clerktest.Issuer
 
@@ -37,7 +38,7 @@ type demo struct {
 type envVar struct{ name, value string }
 
 func start(cfg config) (_ *demo, err error) {
-	d := &demo{caddyfile: cfg.caddyfile, lifetime: cfg.tokenLifetime}
+	d := &demo{caddyfile: cfg.caddyfile, lifetime: cfg.tokenLifetime, handshakeFault: cfg.handshakeFault}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, d.stop(), keepLogFile(d.logFile))
@@ -56,6 +57,9 @@ func start(cfg config) (_ *demo, err error) {
 		return nil, fmt.Errorf("starting the fake Clerk issuer: %w (-issuer-port 0 picks a free port)", err)
 	}
 	d.issuer.EnableSignIn(clerktest.SignInPage{Users: signInUsers(), Lifetime: cfg.tokenLifetime})
+	if cfg.handshakeFault != "" {
+		d.issuer.SetHandshakeFault(handshakeFaults[cfg.handshakeFault])
+	}
 
 	d.upstreamAddr = cfg.upstream
 	if d.upstreamAddr == "" {
@@ -75,7 +79,15 @@ func start(cfg config) (_ *demo, err error) {
 	// Caddyfile.example reads these when it is adapted: Caddy itself knows
 	// nothing about the demo.
 	d.env = []envVar{
+		// A production instance (pk_live_): a development one would need
+		// Clerk's dev-browser protocol, which the fake does not speak. The
+		// publishable key names the fake's host as the Frontend API, always
+		// over https; issuer and proxy_url (both CLERK_ISSUER) say it is
+		// plain http, and CLERK_API_URL is its Backend API.
+		{"CLERK_PUBLISHABLE_KEY", d.issuer.PublishableKey(true)},
+		{"CLERK_SECRET_KEY", d.issuer.LiveSecretKey()},
 		{"CLERK_ISSUER", d.issuer.URL},
+		{"CLERK_API_URL", d.issuer.APIURL()},
 		// The frontend is Caddy's own origin here: the sign-in page mints
 		// tokens whose azp is the page the browser came from.
 		{"CLERK_AUTHORIZED_PARTY", d.caddyURL},

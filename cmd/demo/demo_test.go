@@ -55,7 +55,7 @@ func ephemeral() config {
 // files of the test's demos in a directory of its own.
 func isolate(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir()) // where Caddy's logs go
-	for _, name := range []string{"CLERK_ISSUER", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "SITE_ADDRESS", "UPSTREAM"} {
+	for _, name := range []string{"CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY", "CLERK_ISSUER", "CLERK_API_URL", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "SITE_ADDRESS", "UPSTREAM"} {
 		t.Setenv(name, "")
 	}
 }
@@ -418,6 +418,9 @@ func TestParseFlags(t *testing.T) {
 		{"Caddy's logs on stderr", []string{"-v"},
 			config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: 60 * time.Second, verbose: true}, ""},
 		{"unknown flag", []string{"-verbose"}, config{}, "not defined"},
+		{"a broken handshake", []string{"-handshake-fault", "expired-sessions"},
+			config{caddyfile: "Caddyfile.example", port: 8080, issuerPort: 8081, upstreamPort: 8082, tokenLifetime: 60 * time.Second, handshakeFault: "expired-sessions"}, ""},
+		{"unknown handshake fault", []string{"-handshake-fault", "slow"}, config{}, "want one of down, expired-sessions, unknown-nonce"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,8 +21,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,13 +37,26 @@ import (
 
 // config is what the command line chooses.
 type config struct {
-	caddyfile     string
-	port          int // Caddy's; 0 picks a free port, as for the two below
-	issuerPort    int
-	upstreamPort  int
-	upstream      string // host:port of the user's own app; "" runs the built-in one
-	tokenLifetime time.Duration
-	verbose       bool // Caddy's logs on stderr rather than in a file
+	caddyfile      string
+	port           int // Caddy's; 0 picks a free port, as for the two below
+	issuerPort     int
+	upstreamPort   int
+	upstream       string // host:port of the user's own app; "" runs the built-in one
+	tokenLifetime  time.Duration
+	handshakeFault string // a key of handshakeFaults; "" for none
+	verbose        bool   // Caddy's logs on stderr rather than in a file
+}
+
+// handshakeFaults are the ways -handshake-fault can break the fake Clerk's
+// Frontend API, to watch clerk_auth's answer in a browser.
+var handshakeFaults = map[string]clerktest.HandshakeFault{
+	// The endpoint answers 500: the browser shows Clerk's error.
+	"down": {Fault: clerktest.Fault{Status: http.StatusInternalServerError}},
+	// The nonce it hands back is unknown to the Backend API: signed out.
+	"unknown-nonce": {UnknownNonce: true},
+	// Every token it hands out has expired: clerk_auth hand-shakes again,
+	// until its redirect-loop guard sends the browser to sign in.
+	"expired-sessions": {ExpiredSessions: true},
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -55,6 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	// token expiry (and the handshake that renews it) within a minute.
 	fs.DurationVar(&c.tokenLifetime, "token-lifetime", clerktest.DefaultLifetime,
 		"lifetime of the session tokens the demo mints, 60s like Clerk's (longer keeps the printed curl lines valid longer)")
+	fs.StringVar(&c.handshakeFault, "handshake-fault", "",
+		"break the fake Clerk's Frontend API handshake: "+strings.Join(slices.Sorted(maps.Keys(handshakeFaults)), ", "))
 	fs.BoolVar(&c.verbose, "v", false, "show Caddy's logs on stderr instead of writing them to a file in "+os.TempDir())
 	// fs.Parse reports its own errors on stderr; ours are reported alike.
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return invalid("unexpected arguments %q", fs.Args())
+	}
+	if _, ok := handshakeFaults[c.handshakeFault]; c.handshakeFault != "" && !ok {
+		return invalid("-handshake-fault %q: want one of %s", c.handshakeFault, strings.Join(slices.Sorted(maps.Keys(handshakeFaults)), ", "))
 	}
 	if c.tokenLifetime <= 0 {
 		return invalid("-token-lifetime %s: must be positive", c.tokenLifetime)

@@ -100,15 +100,17 @@ func (i *Issuer) clientFor(r *http.Request) *clientSession {
 }
 
 // mintFor mints a session token of s for an app at origin, as Clerk does
-// on sign-in and on every refresh: same sid, azp the app's origin.
-func (i *Issuer) mintFor(s *clientSession, origin string) string {
-	return i.Mint(append([]Option{WithClaims(map[string]any{
+// on sign-in and on every refresh: same sid, azp the app's origin. extra
+// apply last, after the session's own options.
+func (i *Issuer) mintFor(s *clientSession, origin string, extra ...Option) string {
+	opts := append([]Option{WithClaims(map[string]any{
 		"sub": s.userID,
 		"sid": s.sid,
 		// Clerk sets azp to the origin of the page that asked for the
 		// token, which is what authorized_parties checks.
 		"azp": origin,
-	})}, s.opts...)...)
+	})}, s.opts...)
+	return i.Mint(append(opts, extra...)...)
 }
 
 func (s *clientSession) cookie() *http.Cookie {

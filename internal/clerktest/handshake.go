@@ -55,6 +55,12 @@ type HandshakeFault struct {
 	TokenCat string
 	// UnknownNonce redirects with a nonce the Backend API never heard of.
 	UnknownNonce bool
+	// ExpiredSessions hands out session tokens that expired long ago
+	// (issued an hour earlier, with Clerk's 60-second lifetime), as a
+	// Frontend API whose clock is far behind the app's would: the app
+	// hand-shakes again with each one, until its redirect-loop guard stops
+	// it.
+	ExpiredSessions bool
 }
 
 // SetHandshakeFault makes the handshake endpoint misbehave as f describes,
@@ -120,7 +126,14 @@ func (i *Issuer) handshakeHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	directives := signedOutDirectives()
 	if s := i.clientFor(r); s != nil {
-		directives = signedInDirectives(i.mintFor(s, back.Scheme+"://"+back.Host), s.uat)
+		var skew []Option
+		if f != nil && f.ExpiredSessions {
+			i.mu.RLock()
+			now := i.now
+			i.mu.RUnlock()
+			skew = []Option{IssuedAt(now().Add(-time.Hour)), Lifetime(DefaultLifetime)}
+		}
+		directives = signedInDirectives(i.mintFor(s, back.Scheme+"://"+back.Host, skew...), s.uat)
 	}
 
 	var param string

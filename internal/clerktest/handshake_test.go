@@ -343,6 +343,20 @@ func TestHandshakeFaults(t *testing.T) {
 				t.Errorf("payload status %d, want 404", resp.StatusCode)
 			}
 		}},
+		{"expired sessions", HandshakeFault{ExpiredSessions: true}, "nonce", func(t *testing.T, resp *http.Response) {
+			_, param, value := returnLeg(t, resp)
+			d := directivesOf(t, iss, param, value)
+			if len(d) != 2 || !strings.HasPrefix(d[0], SessionCookie+"=") {
+				t.Fatalf("directives %q, want a session token", d)
+			}
+			tok := parse(t, strings.TrimSuffix(strings.TrimPrefix(d[0], SessionCookie+"="), "; Path=/; SameSite=Lax"))
+			if exp := num(t, tok.claims["exp"]); exp > time.Now().Add(-time.Hour+DefaultLifetime).Unix() {
+				t.Errorf("exp %d, want an hour ago plus %s", exp, DefaultLifetime)
+			}
+			if tok.claims["sub"] != "user_alice" {
+				t.Errorf("sub %v, want the client's user", tok.claims["sub"])
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

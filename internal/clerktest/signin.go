@@ -15,8 +15,10 @@ import (
 // EnableSignIn has been called; until then it answers 404.
 const SignInPath = "/sign-in"
 
-// SignOutPath is where the development sign-in page signs out.
-const SignOutPath = "/sign-out"
+// SignOutPath is where the development sign-in page signs out: under
+// ClientCookiePath, so that the browser sends the ClientCookie of the
+// session to end.
+const SignOutPath = ClientCookiePath + "/sign-out"
 
 // SessionCookie is the cookie the sign-in page stores the session token in,
 // the one clerk-js sets on the application's domain.

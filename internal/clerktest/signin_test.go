@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"slices"
 	"strings"
@@ -78,7 +79,7 @@ func TestSignInPage(t *testing.T) {
 		wantBody   []string // substrings of the body
 	}{
 		{"page lists users", http.MethodGet, app, nil, http.StatusOK,
-			[]string{"DEVELOPMENT ONLY", `value="user_alice"`, "roles: admin", `value="user_bob"`, "1m30s", `value="` + strings.ReplaceAll(app, "&", "&amp;"), `action="/sign-out"`}},
+			[]string{"DEVELOPMENT ONLY", `value="user_alice"`, "roles: admin", `value="user_bob"`, "1m30s", `value="` + strings.ReplaceAll(app, "&", "&amp;"), `action="/v1/client/sign-out"`}},
 		{"page without redirect_url", http.MethodGet, "", nil, http.StatusBadRequest, []string{"DEVELOPMENT-ONLY", "redirect_url is missing"}},
 		{"page for a relative URL", http.MethodGet, "/private", nil, http.StatusBadRequest, []string{"not an absolute"}},
 		{"page for a remote app", http.MethodGet, "https://example.com/", nil, http.StatusBadRequest, []string{"not on this machine"}},
@@ -239,6 +240,13 @@ func TestSignOutEndsTheClientSession(t *testing.T) {
 	iss.EnableSignIn(SignInPage{Users: []SignInUser{{ID: "user_alice"}}})
 
 	resp, _ := signInRequest(t, http.MethodPost, iss.SignInURL(), url.Values{"user": {"user_alice"}, "redirect_url": {back}})
+	// The browser's cookies, each sent only where its Path allows.
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar.SetCookies(u, resp.Cookies())
+	browser := &http.Client{Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
 	var client *http.Cookie
 	for _, c := range resp.Cookies() {
 		if c.Name == ClientCookie {
@@ -275,8 +283,7 @@ func TestSignOutEndsTheClientSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.AddCookie(client)
-			resp, err := noRedirects.Do(req)
+			resp, err := browser.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
