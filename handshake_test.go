@@ -248,8 +248,14 @@ func TestHandshakeFailures(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d after %v, want %d", resp.StatusCode, b.hops, tc.status)
 			}
-			if tc.location != "" && (len(b.hops) == 0 || !strings.HasPrefix(b.hops[len(b.hops)-1].String(), tc.location)) {
-				t.Errorf("redirects %v, want the last to %s", b.hops, tc.location)
+			if tc.location != "" {
+				if len(b.hops) == 0 || !strings.HasPrefix(b.hops[len(b.hops)-1].String(), tc.location) {
+					t.Fatalf("redirects %v, want the last to %s", b.hops, tc.location)
+				}
+				// A spent nonce or token must not come back after sign-in.
+				if back := b.hops[len(b.hops)-1].Query().Get("redirect_url"); back != app+"/page" {
+					t.Errorf("sign-in redirect_url %q, want %s/page", back, app)
+				}
 			}
 			if tc.status == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")

@@ -92,6 +92,11 @@ func isDocumentRequest(r *http.Request) bool {
 // so the sign-in page can send the user back.
 func signInRedirect(signIn *url.URL, r *http.Request) string {
 	back := requestOrigin(r) + r.URL.RequestURI()
+	if public := publicURL(r); handshake.HasReturnLegParams(public) {
+		// A spent handshake nonce or token must not come back after sign-in:
+		// it would fail again and send the user to sign in once more.
+		back = handshake.CleanURL(public)
+	}
 	u := *signIn
 	q := u.Query()
 	q.Set("redirect_url", back)

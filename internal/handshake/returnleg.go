@@ -152,10 +152,21 @@ func SessionFromDirectives(directives []string) (token string, ok bool) {
 // __clerk_handshake_nonce, the rest of the query re-serialized as Clerk's
 // SDK does.
 func CleanURL(u *url.URL) string {
-	c := withoutParams(u, paramHandshake, paramHandshakeHelp, paramDevBrowser, paramHandshakeNonce)
+	c := withoutParams(u, returnLegParams...)
 	s := href(c)
 	if u.Fragment != "" {
 		s += "#" + u.EscapedFragment()
 	}
 	return s
+}
+
+// returnLegParams are the query parameters a return leg leaves behind.
+var returnLegParams = []string{paramHandshake, paramHandshakeHelp, paramDevBrowser, paramHandshakeNonce}
+
+// HasReturnLegParams reports whether u carries any parameter CleanURL
+// removes.
+func HasReturnLegParams(u *url.URL) bool {
+	return slices.ContainsFunc(parseForm(u.RawQuery), func(p pair) bool {
+		return slices.Contains(returnLegParams, p.name)
+	})
 }
