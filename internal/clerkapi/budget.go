@@ -44,17 +44,18 @@ func (b *bucket) take() (ok bool, wait time.Duration) {
 	return false, time.Duration(math.Ceil((1 - b.tokens) / b.rate * float64(time.Second)))
 }
 
-// flights lets concurrent calls for the same value share one request. Keys
-// are hashes, so the nonces and tokens in flight are not kept as map keys.
-type flights struct {
+// flights lets concurrent calls for the same value share one run of a
+// function producing a T. Keys are hashes, so the nonces and tokens in
+// flight are not kept as map keys.
+type flights[T any] struct {
 	mu     sync.Mutex
-	m      map[[sha256.Size]byte]*flight
+	m      map[[sha256.Size]byte]*flight[T]
 	joined atomic.Int64 // callers that joined a run in flight, counted as they join
 }
 
-type flight struct {
+type flight[T any] struct {
 	done chan struct{}
-	body []byte
+	val  T
 	err  error
 }
 
@@ -62,19 +63,19 @@ type flight struct {
 // gets a context that keeps ctx's values but not its cancellation: one
 // caller giving up must not fail the others, so each caller stops waiting
 // on its own ctx instead, and fn must bound itself.
-func (f *flights) do(ctx context.Context, key [sha256.Size]byte, fn func(context.Context) ([]byte, error)) ([]byte, error) {
+func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, fn func(context.Context) (T, error)) (T, error) {
 	f.mu.Lock()
 	fl, joined := f.m[key]
 	if joined {
 		f.joined.Add(1)
 	} else {
 		if f.m == nil {
-			f.m = make(map[[sha256.Size]byte]*flight)
+			f.m = make(map[[sha256.Size]byte]*flight[T])
 		}
-		fl = &flight{done: make(chan struct{})}
+		fl = &flight[T]{done: make(chan struct{})}
 		f.m[key] = fl
 		go func() {
-			fl.body, fl.err = fn(context.WithoutCancel(ctx))
+			fl.val, fl.err = fn(context.WithoutCancel(ctx))
 			f.mu.Lock()
 			delete(f.m, key)
 			f.mu.Unlock()
@@ -84,29 +85,48 @@ func (f *flights) do(ctx context.Context, key [sha256.Size]byte, fn func(context
 	f.mu.Unlock()
 	select {
 	case <-fl.done:
-		return fl.body, fl.err
+		return fl.val, fl.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
+}
+
+// callKey is the flight key of k resolving value: only a hash of the
+// value is kept.
+func callKey(k call, value string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(k.endpoint + "\x00" + value))
+}
+
+// charged sends k if the bucket has a token for it.
+func (c *Client) charged(ctx context.Context, k call) ([]byte, error) {
+	if ok, wait := c.bucket.take(); !ok {
+		c.stats.limited.Add(1)
+		return nil, &Error{Kind: ErrRateLimited, Endpoint: k.endpoint, RetryAfter: wait}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.send(ctx, k)
+}
+
+// ownError makes the error of a caller whose own context ended while it
+// waited on a flight an *Error like the others.
+func ownError(endpoint string, err error) error {
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		return transportError(endpoint, err)
+	}
+	return err
 }
 
 // shared sends k through the flights, then the bucket. value is the secret
 // that k resolves (a nonce, a token): only its hash keys the flight.
 func (c *Client) shared(ctx context.Context, k call, value string) ([]byte, error) {
-	key := sha256.Sum256([]byte(k.endpoint + "\x00" + value))
-	body, err := c.flights.do(ctx, key, func(ctx context.Context) ([]byte, error) {
-		if ok, wait := c.bucket.take(); !ok {
-			c.stats.limited.Add(1)
-			return nil, &Error{Kind: ErrRateLimited, Endpoint: k.endpoint, RetryAfter: wait}
-		}
-		ctx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		return c.send(ctx, k)
+	body, err := c.flights.do(ctx, callKey(k, value), func(ctx context.Context) ([]byte, error) {
+		return c.charged(ctx, k)
 	})
-	var e *Error
-	if err != nil && !errors.As(err, &e) {
-		// This caller's own context ended while it waited.
-		return nil, transportError(k.endpoint, err)
+	if err = ownError(k.endpoint, err); err != nil {
+		return nil, err
 	}
-	return body, err
+	return body, nil
 }

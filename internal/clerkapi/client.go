@@ -10,6 +10,7 @@
 package clerkapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,7 +51,8 @@ const (
 	// open tab hand-shake at once) without letting a flood through.
 	DefaultBurst = 40
 	// MaxBodyBytes caps what is read from one answer. A handshake payload
-	// is a handful of Set-Cookie lines, a few KiB at most.
+	// is a handful of Set-Cookie lines, a verified machine token a few
+	// hundred bytes plus its custom claims: a few KiB at most.
 	MaxBodyBytes = 64 << 10
 )
 
@@ -69,8 +71,11 @@ type Config struct {
 	// draws from; DefaultRate and DefaultBurst if zero.
 	Rate  float64
 	Burst int
-	// Now is the bucket's clock; time.Now if nil.
+	// Now is the clock of the bucket and of the machine-token cache;
+	// time.Now if nil.
 	Now func() time.Time
+	// Machine configures the machine-token result cache.
+	Machine MachineCacheConfig
 }
 
 // Client calls the Backend API of one Clerk instance. It is safe for
@@ -82,8 +87,12 @@ type Client struct {
 	http    *http.Client
 	timeout time.Duration
 	bucket  *bucket
-	flights flights
+	flights flights[[]byte]
 	stats   counters
+
+	machineFlights flights[Machine]
+	machines       *machineCache
+	machineStats   machineCounters
 }
 
 type counters struct {
@@ -117,6 +126,10 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Rate < 0 || cfg.Burst < 0 || cfg.Timeout < 0 {
 		return nil, errors.New("clerkapi: Rate, Burst and Timeout must not be negative")
 	}
+	machine, err := cfg.Machine.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -139,11 +152,12 @@ func New(cfg Config) (*Client, error) {
 		now = time.Now
 	}
 	return &Client{
-		secret:  cfg.SecretKey,
-		base:    strings.TrimRight(base, "/"),
-		http:    client,
-		timeout: timeout,
-		bucket:  newBucket(rate, burst, now),
+		secret:   cfg.SecretKey,
+		base:     strings.TrimRight(base, "/"),
+		http:     client,
+		timeout:  timeout,
+		bucket:   newBucket(rate, burst, now),
+		machines: newMachineCache(machine, now),
 	}, nil
 }
 
@@ -151,7 +165,7 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Stats() Stats {
 	return Stats{
 		Calls:   c.stats.calls.Load(),
-		Shared:  c.flights.joined.Load(),
+		Shared:  c.flights.joined.Load() + c.machineFlights.joined.Load(),
 		Limited: c.stats.limited.Load(),
 		Refused: c.stats.refused.Load(),
 	}
@@ -166,13 +180,15 @@ func printableASCII(s string) bool {
 	return true
 }
 
-// call is one Backend API request as an endpoint describes it. query holds
-// the secret value being resolved, so it is never put in an error.
+// call is one Backend API request as an endpoint describes it. query or
+// body holds the secret value being resolved, so neither is ever put in an
+// error.
 type call struct {
 	endpoint string // e.g. "GET /v1/clients/handshake_payload", for errors
 	method   string
 	path     string
 	query    url.Values
+	body     []byte // JSON; nil for none
 }
 
 // send performs one request, with the bucket already charged, and returns
@@ -182,7 +198,11 @@ func (c *Client) send(ctx context.Context, k call) ([]byte, error) {
 	if len(k.query) > 0 {
 		target += "?" + k.query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, k.method, target, nil)
+	var body io.Reader
+	if k.body != nil {
+		body = bytes.NewReader(k.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, k.method, target, body)
 	if err != nil {
 		// Only a bad method or base could fail here, and New checked the base.
 		return nil, &Error{Kind: ErrUnavailable, Endpoint: k.endpoint, detail: "cannot build the request"}
@@ -198,16 +218,16 @@ func (c *Client) send(ctx context.Context, k call) ([]byte, error) {
 		return nil, transportError(k.endpoint, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
 	if err != nil {
 		return nil, transportError(k.endpoint, err)
 	}
-	if len(body) > MaxBodyBytes {
+	if len(answer) > MaxBodyBytes {
 		return nil, &Error{Kind: ErrUnavailable, Endpoint: k.endpoint, Status: resp.StatusCode,
 			detail: fmt.Sprintf("answer larger than %d bytes", MaxBodyBytes)}
 	}
 	if resp.StatusCode/100 == 2 {
-		return body, nil
+		return answer, nil
 	}
-	return nil, statusError(k.endpoint, resp, body)
+	return nil, statusError(k.endpoint, resp, answer)
 }

@@ -77,10 +77,11 @@ type Issuer struct {
 	srv       *http.Server
 	served    chan struct{} // closed when the Serve goroutine has returned
 
-	fetches atomic.Int64
-	fault   atomic.Pointer[Fault]
-	signIn  atomic.Pointer[SignInPage] // nil until EnableSignIn
-	hs      handshakeState
+	fetches  atomic.Int64
+	fault    atomic.Pointer[Fault]
+	signIn   atomic.Pointer[SignInPage] // nil until EnableSignIn
+	hs       handshakeState
+	machines machineState
 
 	// life guards the transition to closed so that no handler can register
 	// in inflight after Close has started waiting on it.
@@ -144,6 +145,9 @@ func NewAt(addr string) (*Issuer, error) {
 	mux.HandleFunc(SignOutPath, i.signOutHandler)
 	mux.HandleFunc(HandshakePath, i.handshakeHandler)
 	mux.HandleFunc(HandshakePayloadPath, i.payloadHandler)
+	mux.HandleFunc(APIKeyVerifyPath, i.verifyHandler("secret", "ak_", &i.machines.apiKey, "API key not found"))
+	mux.HandleFunc(M2MTokenVerifyPath, i.verifyHandler("token", "mt_", &i.machines.m2m, "Machine token not found"))
+	mux.HandleFunc(OAuthTokenVerifyPath, i.verifyHandler("access_token", "oat_", &i.machines.oauthTok, "OAuth token not found"))
 	i.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(i.served)

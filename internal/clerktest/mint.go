@@ -16,6 +16,10 @@ const (
 	DefaultSubject    = "user_test"
 	DefaultSessionID  = "sess_test"
 	DefaultM2MSubject = "mch_test"
+	// DefaultOAuthClientID and DefaultOAuthScope are the "client_id" and
+	// "scope" of an OAuth access token JWT.
+	DefaultOAuthClientID = "client_test"
+	DefaultOAuthScope    = "read write"
 )
 
 // Default timing of minted tokens, mirroring Clerk's short-lived session
@@ -36,6 +40,7 @@ const (
 	kindSession tokenKind = iota
 	kindTemplate
 	kindM2M
+	kindOAuth
 )
 
 type mint struct {
@@ -124,6 +129,16 @@ func M2M() Option {
 	return func(m *mint) { m.kind = kindM2M }
 }
 
+// OAuth mints an OAuth access token JWT as Clerk's IdP issues them (RFC
+// 9068): header "typ" "at+jwt" and no "cat" (Clerk's SDK checks none, and
+// the value Clerk stamps is not known), "client_id"
+// DefaultOAuthClientID, "scope" DefaultOAuthScope, a "jti" of the form
+// "oat_…", and neither "sid" nor "azp". The default "sub" stays
+// DefaultSubject, a user.
+func OAuth() Option {
+	return func(m *mint) { m.kind = kindOAuth }
+}
+
 // V2 mints a version 2 session token ("v": 2) with org as the active
 // organization ("o"), or with none if org.ID is empty. Add "fea", "pla",
 // "sts", "act" or "fva" with WithClaims.
@@ -205,6 +220,10 @@ func (i *Issuer) Mint(opts ...Option) string {
 		cat = CatM2M
 		claims["sub"] = DefaultM2MSubject
 		claims["jti"] = "mt_" + rand.Text()
+	case kindOAuth:
+		claims["client_id"] = DefaultOAuthClientID
+		claims["scope"] = DefaultOAuthScope
+		claims["jti"] = "oat_" + rand.Text()
 	}
 	maps.Copy(claims, m.orgV1)
 	if m.v2 {
@@ -218,6 +237,10 @@ func (i *Issuer) Mint(opts ...Option) string {
 	}
 
 	header := map[string]any{"alg": m.alg, "cat": cat, "kid": signer.KID, "typ": "JWT"}
+	if m.kind == kindOAuth {
+		header["typ"] = "at+jwt"
+		delete(header, "cat")
+	}
 	for _, h := range m.header {
 		merge(header, h)
 	}
