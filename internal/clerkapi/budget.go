@@ -92,10 +92,13 @@ func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, fn func(cont
 	}
 }
 
-// callKey is the flight key of k resolving value: only a hash of the
-// value is kept.
-func callKey(k call, value string) [sha256.Size]byte {
-	return sha256.Sum256([]byte(k.endpoint + "\x00" + value))
+// callKey is the flight key of endpoint resolving value: only a hash of the
+// value is kept. It is hashed from a buffer on the stack, which holds any
+// value this package sends, since a cache hit pays for it on every request.
+func callKey(endpoint, value string) [sha256.Size]byte {
+	var buf [1024]byte
+	b := append(append(append(buf[:0], endpoint...), 0), value...)
+	return sha256.Sum256(b)
 }
 
 // charged sends k if the bucket has a token for it.
@@ -122,7 +125,7 @@ func ownError(endpoint string, err error) error {
 // shared sends k through the flights, then the bucket. value is the secret
 // that k resolves (a nonce, a token): only its hash keys the flight.
 func (c *Client) shared(ctx context.Context, k call, value string) ([]byte, error) {
-	body, err := c.flights.do(ctx, callKey(k, value), func(ctx context.Context) ([]byte, error) {
+	body, err := c.flights.do(ctx, callKey(k.endpoint, value), func(ctx context.Context) ([]byte, error) {
 		return c.charged(ctx, k)
 	})
 	if err = ownError(k.endpoint, err); err != nil {

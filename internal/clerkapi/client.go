@@ -1,6 +1,6 @@
 // Package clerkapi is a small typed client for the few Clerk Backend API
-// endpoints clerk_auth calls at request time (today the handshake payload;
-// the machine-token verify endpoints later). Every call is treated as a
+// endpoints clerk_auth calls at request time: the handshake payload and
+// the verify endpoints of opaque machine tokens. Every call is treated as a
 // budget: Clerk bills and rate-limits them per instance, so calls for the
 // same value share one request, a process-wide token bucket bounds the call
 // rate, and values that cannot be valid never leave the process.

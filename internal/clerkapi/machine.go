@@ -120,6 +120,9 @@ type Machine struct {
 	Name string
 	// ClientID is an OAuth token's OAuth application; empty otherwise.
 	ClientID string
+	// Audience is an OAuth token's "aud", which the pinned SDK checks
+	// against a configured audience; nil if Clerk sent none.
+	Audience []string
 	// Claims is the custom claims JSON object of an API key or M2M token,
 	// nil if it has none.
 	Claims json.RawMessage
@@ -139,6 +142,7 @@ type machineJSON struct {
 	Scopes     []string        `json:"scopes"`
 	Name       string          `json:"name"`
 	ClientID   string          `json:"client_id"`
+	Audience   []string        `json:"aud"`
 	Claims     json.RawMessage `json:"claims"`
 	Revoked    bool            `json:"revoked"`
 	Expired    bool            `json:"expired"`
@@ -190,6 +194,7 @@ func decodeMachine(e machineEndpoint, body []byte) (Machine, error) {
 		Scopes:     doc.Scopes,
 		Name:       doc.Name,
 		ClientID:   doc.ClientID,
+		Audience:   doc.Audience,
 		Claims:     claims,
 		Expiration: expirationTime(doc.Expiration),
 	}, nil
@@ -218,8 +223,7 @@ func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token
 		return Machine{}, &Error{Kind: ErrNotFound, Endpoint: endpoint, detail: "the token cannot be valid, so it was not sent"}
 	}
 	e := machineEndpoints[i]
-	k := call{endpoint: e.endpoint, method: http.MethodPost, path: e.path}
-	key := callKey(k, token)
+	key := callKey(e.endpoint, token)
 	if m, err, ok := c.machines.get(key); ok {
 		c.machineStats.hits.Add(1)
 		return m, err
@@ -231,7 +235,7 @@ func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token
 		if m, err, ok := c.machines.get(key); ok {
 			return m, err
 		}
-		k.body = requestBody(e.field, token)
+		k := call{endpoint: e.endpoint, method: http.MethodPost, path: e.path, body: requestBody(e.field, token)}
 		body, err := c.charged(ctx, k)
 		m, err := c.machineResult(i, body, err)
 		c.machines.put(key, m, err)

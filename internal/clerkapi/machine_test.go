@@ -262,6 +262,43 @@ func revoked(iss *clerktest.Issuer, kind MachineKind) string {
 	return token
 }
 
+func TestDecodeMachine(t *testing.T) {
+	oauth := machineEndpoints[2]
+	tests := []struct {
+		name     string
+		body     string
+		wantKind error
+		check    func(Machine) bool
+	}{
+		{"OAuth with aud and act (3.25.0)", `{"object":"clerk_idp_oauth_access_token","id":"oat_1","client_id":"c","type":"oauth:access_token","subject":"user_1","scopes":["a"],"revoked":false,"expired":false,"expiration":null,"aud":["https://api.example.com"],"act":{"sub":"user_2"}}`,
+			nil, func(m Machine) bool {
+				return slices.Equal(m.Audience, []string{"https://api.example.com"}) && m.Expiration.IsZero()
+			}},
+		{"no aud", `{"object":"clerk_idp_oauth_access_token","id":"oat_1","subject":"user_1"}`,
+			nil, func(m Machine) bool { return m.Audience == nil && m.Claims == nil }},
+		{"no subject", `{"object":"clerk_idp_oauth_access_token","id":"oat_1"}`, ErrUnavailable, nil},
+		{"no id", `{"object":"clerk_idp_oauth_access_token","subject":"user_1"}`, ErrUnavailable, nil},
+		{"claims not an object", `{"object":"clerk_idp_oauth_access_token","id":"oat_1","subject":"user_1","claims":[1]}`, ErrUnavailable, nil},
+		{"trailing garbage", `{"object":"clerk_idp_oauth_access_token","id":"oat_1","subject":"user_1"} x`, ErrUnavailable, nil},
+		{"revoked", `{"object":"clerk_idp_oauth_access_token","id":"oat_1","subject":"user_1","revoked":true}`, ErrNotFound, nil},
+		{"expired", `{"object":"clerk_idp_oauth_access_token","id":"oat_1","subject":"user_1","expired":true}`, ErrNotFound, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := decodeMachine(oauth, []byte(tc.body))
+			if tc.wantKind != nil {
+				if !isKind(err, tc.wantKind) {
+					t.Errorf("error %v, want kind %v", err, tc.wantKind)
+				}
+				return
+			}
+			if err != nil || !tc.check(m) {
+				t.Errorf("got %+v, %v", m, err)
+			}
+		})
+	}
+}
+
 func TestExpirationUnits(t *testing.T) {
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	ms, s := at.UnixMilli(), at.Unix()

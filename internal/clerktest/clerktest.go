@@ -17,7 +17,8 @@
 // Like Clerk, it keeps its own client session (a cookie on its origin) and
 // hands fresh session tokens back to the app through the handshake: the
 // Frontend API's GET {URL}/v1/client/handshake and, for the nonce format, the
-// Backend API's GET {URL}/v1/clients/handshake_payload.
+// Backend API's GET {URL}/v1/clients/handshake_payload. It issues opaque
+// machine tokens and verifies them at the Backend API's POST endpoints.
 //
 // Both JWKS endpoints can be made slow, broken or hostile with SetFault, and the
 // key set can be rotated while serving. Mint produces RS256 session tokens
