@@ -107,6 +107,7 @@ func ValidMachineToken(kind MachineKind, token string) bool {
 // are shared with the cache and every other caller: read them, never
 // modify them.
 type Machine struct {
+	// Kind is the class Clerk verified the token as.
 	Kind MachineKind
 	// ID is Clerk's id of the key or token (an M2M token's is "mt_…").
 	ID string

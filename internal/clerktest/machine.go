@@ -78,7 +78,7 @@ func (i *Issuer) IssueAPIKey(subject string, scopes []string, name string, claim
 
 // IssueM2MToken creates an opaque M2M token for the machine subject
 // ("mch_…"), allowed to call the machines in scopes, and returns it: "mt_"
-// and 43 base64url characters, also its id as Clerk's are.
+// and 43 base64url characters.
 func (i *Issuer) IssueM2MToken(subject string, scopes []string, claims map[string]any, expiration time.Time) string {
 	return i.issue("mt_", &machineToken{object: "machine_to_machine_token", subject: subject, scopes: scopes, claims: claims, expiration: expiration})
 }
@@ -92,10 +92,9 @@ func (i *Issuer) IssueOAuthToken(subject, clientID string, scopes []string, expi
 
 func (i *Issuer) issue(prefix string, t *machineToken) string {
 	token := prefix + randomB64()
+	// An id shares the token's prefix, as Clerk's do ("mt_test123" in
+	// its fixtures), but never its value: ids end up in logs.
 	t.id = prefix + rand.Text()
-	if prefix == "mt_" {
-		t.id = token
-	}
 	if t.scopes == nil {
 		t.scopes = []string{}
 	}
