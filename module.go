@@ -14,7 +14,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 func init() {
@@ -418,18 +417,6 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ve *VerifyError
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	return caddyhttp.Error(a.status, ve)
-}
-
-func (h *Handler) logReject(r *http.Request, ve *VerifyError, carrier string) {
-	if c := h.logger.Check(zapcore.DebugLevel, "request not authenticated"); c != nil {
-		c.Write(
-			zap.String("reason", ve.Reason),
-			zap.String("token_carrier", carrier),
-			zap.String("detail", ve.Error()),
-			// The path only: the query may carry a handshake token or nonce.
-			zap.String("path", r.URL.Path),
-		)
-	}
 }
 
 // Interface guards

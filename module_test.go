@@ -1108,3 +1108,26 @@ func TestCachedTokenFollowsKeySet(t *testing.T) {
 		})
 	}
 }
+
+// The debug line of a rejected request shows its URI, but never the
+// handshake's nonce or token, nor a dev-browser token, however the name is
+// spelled on the wire.
+func TestLoggedURIRedactsHandshakeCredentials(t *testing.T) {
+	for _, tc := range []struct{ name, uri, want string }{
+		{"no query", "/page", "/page"},
+		{"other parameters", "/page?tab=1&x=%20y", "/page?tab=1&x=%20y"},
+		{"nonce", "/page?tab=1&__clerk_handshake_nonce=n0nce", "/page?tab=1&__clerk_handshake_nonce=REDACTED"},
+		{"token", "/page?__clerk_handshake=eyJ.a.b&tab=1", "/page?__clerk_handshake=REDACTED&tab=1"},
+		{"dev browser", "/?__clerk_db_jwt=dvb_1", "/?__clerk_db_jwt=REDACTED"},
+		{"percent-encoded name", "/?__clerk%5Fhandshake%5Fnonce=n0nce", "/?__clerk%5Fhandshake%5Fnonce=REDACTED"},
+		{"repeated", "/?__clerk_handshake_nonce=a&__clerk_handshake_nonce=b", "/?__clerk_handshake_nonce=REDACTED&__clerk_handshake_nonce=REDACTED"},
+		{"name without value", "/?__clerk_handshake_nonce", "/?__clerk_handshake_nonce=REDACTED"},
+		{"a longer name is kept", "/?__clerk_handshake_nonce_x=1", "/?__clerk_handshake_nonce_x=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := loggedURI(tc.uri); got != tc.want {
+				t.Errorf("loggedURI(%q) = %q, want %q", tc.uri, got, tc.want)
+			}
+		})
+	}
+}

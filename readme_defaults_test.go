@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
@@ -60,6 +61,7 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"README.md", "Tokens above (\\d+ KiB) are not cached", maxCachedTokenSize},
 		{"README.md", "Any RSA key of (\\d+) bits or more", jwks.MinRSABits},
 		{"README.md", "\\| 503 \\+ `Retry-After: (\\d+)`", retryAfter},
+		{"README.md", "Once it reaches (\\d+) the request is not redirected again", handshake.LoopLimit},
 
 		{"SECURITY.md", "at most (\\d+ minutes) of leeway", maxLeeway},
 		{"SECURITY.md", "of leeway \\(default (\\d+ s)\\)", defaultLeeway},

@@ -43,6 +43,10 @@ type handshakeState struct {
 	fault        atomic.Pointer[HandshakeFault]
 	payloadFault atomic.Pointer[PayloadFault]
 
+	// seen are the latest requests to the handshake endpoint, oldest
+	// first, at most maxSeen: what a Frontend API proxy forwarded.
+	seen []HandshakeRequest
+
 	requests, redirects, payloadCalls, payloadsServed atomic.Int64
 }
 

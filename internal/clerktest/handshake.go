@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -92,6 +93,40 @@ func (i *Issuer) HandshakeStats() HandshakeStats {
 	}
 }
 
+// HandshakeRequest is one request as the handshake endpoint received it.
+// A Frontend API proxy (Clerk's proxy_url setup) must forward the browser's
+// request with the headers Clerk requires; tests read them here.
+type HandshakeRequest struct {
+	Host     string      // the Host header the request arrived with
+	Path     string      // the URL path, after any proxy prefix was stripped
+	RawQuery string      // the query as received
+	Header   http.Header // a copy of every header
+}
+
+// maxSeen bounds the recorded handshake requests, oldest dropped first.
+const maxSeen = 64
+
+// HandshakeRequests returns the latest requests to HandshakePath, oldest
+// first, whatever their outcome (at most the last 64).
+func (i *Issuer) HandshakeRequests() []HandshakeRequest {
+	i.hs.mu.Lock()
+	defer i.hs.mu.Unlock()
+	out := slices.Clone(i.hs.seen)
+	for k := range out {
+		out[k].Header = out[k].Header.Clone()
+	}
+	return out
+}
+
+func (i *Issuer) recordHandshake(r *http.Request) {
+	i.hs.mu.Lock()
+	defer i.hs.mu.Unlock()
+	i.hs.seen = append(i.hs.seen, HandshakeRequest{Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone()})
+	if n := len(i.hs.seen) - maxSeen; n > 0 {
+		i.hs.seen = slices.Delete(i.hs.seen, 0, n)
+	}
+}
+
 // HandshakeURL is the Frontend API handshake endpoint, URL + HandshakePath.
 func (i *Issuer) HandshakeURL() string { return i.URL + HandshakePath }
 
@@ -102,6 +137,7 @@ func (i *Issuer) HandshakeURL() string { return i.URL + HandshakePath }
 // or a signed JWT (any other format).
 func (i *Issuer) handshakeHandler(w http.ResponseWriter, r *http.Request) {
 	i.hs.requests.Add(1)
+	i.recordHandshake(r)
 	if !i.enter() {
 		return
 	}

@@ -447,3 +447,65 @@ func TestPayloadFaults(t *testing.T) {
 		}
 	})
 }
+
+// The handshake endpoint records what it received, so that a test of a
+// Frontend API proxy can check the headers the proxy forwarded; the record
+// is bounded and a copy.
+func TestHandshakeRequestsAreRecorded(t *testing.T) {
+	iss := Start(t)
+	tests := []struct {
+		name   string
+		method string
+		header http.Header
+	}{
+		{"proxied handshake", http.MethodGet, http.Header{
+			"Clerk-Proxy-Url":  {"https://app.example.com/__clerk"},
+			"Clerk-Secret-Key": {iss.SecretKey()},
+			"X-Forwarded-For":  {"203.0.113.7"},
+		}},
+		{"refused method is recorded too", http.MethodPost, http.Header{"X-Forwarded-For": {"203.0.113.8"}}},
+	}
+	for n, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, iss.HandshakeURL()+"?redirect_url="+url.QueryEscape("http://127.0.0.1:1/p"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tc.header.Clone()
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			seen := iss.HandshakeRequests()
+			if len(seen) != n+1 {
+				t.Fatalf("%d requests recorded, want %d", len(seen), n+1)
+			}
+			got := seen[n]
+			if got.Host != strings.TrimPrefix(iss.URL, "http://") || got.Path != HandshakePath ||
+				got.RawQuery != "redirect_url="+url.QueryEscape("http://127.0.0.1:1/p") {
+				t.Errorf("recorded %s %s?%s, want the endpoint's own host, path and query", got.Host, got.Path, got.RawQuery)
+			}
+			for name, want := range tc.header {
+				if !slices.Equal(got.Header.Values(name), want) {
+					t.Errorf("recorded %s %q, want %q", name, got.Header.Values(name), want)
+				}
+			}
+			got.Header.Set("X-Forwarded-For", "changed")
+			if iss.HandshakeRequests()[n].Header.Get("X-Forwarded-For") == "changed" {
+				t.Error("HandshakeRequests shares its headers with the caller")
+			}
+		})
+	}
+
+	for range maxSeen + 5 {
+		resp, err := noRedirects.Get(iss.HandshakeURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if seen := iss.HandshakeRequests(); len(seen) != maxSeen || seen[0].Header.Get("X-Forwarded-For") != "" {
+		t.Errorf("%d requests kept, want the latest %d", len(seen), maxSeen)
+	}
+}
