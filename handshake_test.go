@@ -127,38 +127,7 @@ func TestHandshakeRenewsExpiredSession(t *testing.T) {
 	t.Run("page load", func(t *testing.T) {
 		b := signedIn(t)
 		before := iss.HandshakeStats()
-		resp, body := b.load(t, app+"/dashboard?tab=1", false)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "user_alice") {
-			t.Fatalf("status %d, body %q: want 200 for user_alice", resp.StatusCode, body)
-		}
-		if got := up.last().Get("X-User-Id"); got != "user_alice" {
-			t.Errorf("upstream saw X-User-Id %q, want user_alice", got)
-		}
-		if len(b.hops) != 3 {
-			t.Fatalf("redirects %v, want the handshake, the return with a nonce, the clean URL", b.hops)
-		}
-		hs := b.hops[0]
-		if hs.Host != strings.TrimPrefix(iss.URL, "http://") || hs.Path != clerktest.HandshakePath {
-			t.Errorf("handshake redirect to %s, want the Frontend API's %s", hs, clerktest.HandshakePath)
-		}
-		q := hs.Query()
-		for name, want := range map[string]string{
-			"redirect_url":        app + "/dashboard?tab=1",
-			"__clerk_api_version": handshake.APIVersion,
-			"suffixed_cookies":    "false",
-			"__clerk_hs_reason":   "session-token-expired-refresh-non-eligible-no-refresh-cookie",
-			"format":              "nonce",
-		} {
-			if got := q.Get(name); got != want {
-				t.Errorf("handshake %s = %q, want %q", name, got, want)
-			}
-		}
-		if !b.hops[1].Query().Has(handshake.CookieHandshakeNonce) {
-			t.Errorf("return leg %s carries no nonce", b.hops[1])
-		}
-		if got := b.hops[2].String(); got != app+"/dashboard?tab=1" {
-			t.Errorf("clean URL %s, want %s/dashboard?tab=1", got, app)
-		}
+		renewsSession(t, b, up, app+"/dashboard?tab=1", iss.URL+clerktest.HandshakePath)
 		after := iss.HandshakeStats()
 		if after.Redirects-before.Redirects != 1 || after.PayloadCalls-before.PayloadCalls != 1 {
 			t.Errorf("fake Clerk served %d handshakes and %d payload calls, want 1 and 1",
@@ -180,6 +149,46 @@ func TestHandshakeRenewsExpiredSession(t *testing.T) {
 			t.Errorf("an API call reached the Frontend API")
 		}
 	})
+}
+
+// renewsSession loads page with b, whose session cookie has expired, and
+// checks the renewal: 200 for user_alice after exactly three redirects, the
+// handshake at handshakeURL with Clerk's parameters, the return leg with a
+// nonce, and the clean page URL.
+func renewsSession(t *testing.T, b *browser, up *upstream, page, handshakeURL string) {
+	t.Helper()
+	resp, body := b.load(t, page, false)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "user_alice") {
+		t.Fatalf("status %d after %v, body %q: want 200 for user_alice", resp.StatusCode, b.hops, body)
+	}
+	if got := up.last().Get("X-User-Id"); got != "user_alice" {
+		t.Errorf("upstream saw X-User-Id %q, want user_alice", got)
+	}
+	if len(b.hops) != 3 {
+		t.Fatalf("redirects %v, want the handshake, the return with a nonce, the clean URL", b.hops)
+	}
+	hs := b.hops[0]
+	if got := hs.Scheme + "://" + hs.Host + hs.Path; got != handshakeURL {
+		t.Errorf("handshake redirect to %s, want %s", got, handshakeURL)
+	}
+	q := hs.Query()
+	for name, want := range map[string]string{
+		"redirect_url":        page,
+		"__clerk_api_version": handshake.APIVersion,
+		"suffixed_cookies":    "false",
+		"__clerk_hs_reason":   "session-token-expired-refresh-non-eligible-no-refresh-cookie",
+		"format":              "nonce",
+	} {
+		if got := q.Get(name); got != want {
+			t.Errorf("handshake %s = %q, want %q", name, got, want)
+		}
+	}
+	if !b.hops[1].Query().Has(handshake.CookieHandshakeNonce) {
+		t.Errorf("return leg %s carries no nonce", b.hops[1])
+	}
+	if got := b.hops[2].String(); got != page {
+		t.Errorf("clean URL %s, want %s", got, page)
+	}
 }
 
 // What goes wrong on the way back gets a clear answer: never a 500, never a

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
-	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 )
 
 // The README's Frontend API proxy recipe, run as written: the block is read
@@ -144,36 +143,7 @@ func TestFrontendAPIProxy(t *testing.T) {
 			&http.Cookie{Name: "__client_uat", Value: strconv.FormatInt(issued.Unix(), 10)})
 		before := iss.HandshakeStats()
 
-		resp, body := b.load(t, app+"/dashboard?tab=1", false)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "user_alice") {
-			t.Fatalf("status %d after %v, body %q: want 200 for user_alice", resp.StatusCode, b.hops, body)
-		}
-		if got := up.last().Get("X-User-Id"); got != "user_alice" {
-			t.Errorf("upstream saw X-User-Id %q, want user_alice", got)
-		}
-		if len(b.hops) != 3 {
-			t.Fatalf("redirects %v, want the handshake, the return with a nonce, the clean URL", b.hops)
-		}
-		hs := b.hops[0]
-		if got := hs.Scheme + "://" + hs.Host + hs.Path; got != proxyURL+clerktest.HandshakePath {
-			t.Errorf("handshake redirect to %s, want the proxy's %s", got, proxyURL+clerktest.HandshakePath)
-		}
-		q := hs.Query()
-		for name, want := range map[string]string{
-			"redirect_url":      app + "/dashboard?tab=1",
-			"__clerk_hs_reason": "session-token-expired-refresh-non-eligible-no-refresh-cookie",
-			"format":            "nonce",
-		} {
-			if got := q.Get(name); got != want {
-				t.Errorf("handshake %s = %q, want %q", name, got, want)
-			}
-		}
-		if !b.hops[1].Query().Has(handshake.CookieHandshakeNonce) {
-			t.Errorf("return leg %s carries no nonce", b.hops[1])
-		}
-		if got := b.hops[2].String(); got != app+"/dashboard?tab=1" {
-			t.Errorf("clean URL %s, want %s/dashboard?tab=1", got, app)
-		}
+		renewsSession(t, b, up, app+"/dashboard?tab=1", proxyURL+clerktest.HandshakePath)
 		if got := lastHandshake(t).Header.Get("Clerk-Proxy-Url"); got != proxyURL {
 			t.Errorf("the handshake reached the Frontend API with Clerk-Proxy-Url %q, want %q: not through the proxy", got, proxyURL)
 		}
