@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -140,13 +141,32 @@ func FuzzTokenFromRequest(f *testing.F) {
 				t.Fatalf("Basic credentials %q yielded token %q", auths[0], token)
 			}
 		case carrierCookie:
-			if !strings.Contains(cookie, token) {
-				t.Fatalf("cookie token %q is not from the Cookie header %q", token, cookie)
+			if !cookieHolds(cookie, token) {
+				t.Fatalf("cookie token %q is not a value of the Cookie header %q", token, cookie)
 			}
 		default:
 			t.Fatalf("token %q with carrier %q", token, carrier)
 		}
 	})
+}
+
+// cookieHolds reports whether token is the value of a pair in the Cookie
+// header, as sent or percent-decoded, as Clerk's cookie parser reads it.
+func cookieHolds(header, token string) bool {
+	for pair := range strings.SplitSeq(header, ";") {
+		_, v, ok := strings.Cut(pair, "=")
+		v = strings.Trim(v, " \t")
+		if !ok {
+			continue
+		}
+		if v == token {
+			return true
+		}
+		if d, err := url.PathUnescape(v); err == nil && d == token {
+			return true
+		}
+	}
+	return false
 }
 
 func FuzzVerify(f *testing.F) {
