@@ -124,20 +124,7 @@ func TestHandshakePayloadErrors(t *testing.T) {
 				defer iss.ClearPayloadFault()
 			}
 			_, err := c.HandshakePayload(context.Background(), nonce)
-			var e *Error
-			if !errors.As(err, &e) || !errors.Is(err, tc.wantKind) || e.Status != tc.wantStatus {
-				t.Fatalf("error %v, want kind %v and status %d", err, tc.wantKind, tc.wantStatus)
-			}
-			wait, ok := RetryAfter(err)
-			if wait != tc.wantRetry || ok != (tc.wantRetry > 0) {
-				t.Errorf("RetryAfter = %s, %v; want %s", wait, ok, tc.wantRetry)
-			}
-			if tc.wantCause != nil && !errors.Is(err, tc.wantCause) {
-				t.Errorf("error %v, want it to wrap %v", err, tc.wantCause)
-			}
-			if leaks(err.Error(), nonce, secret, iss.SecretKey()) {
-				t.Errorf("error %q shows the nonce or a secret", err)
-			}
+			checkError(t, err, tc.wantKind, tc.wantStatus, tc.wantRetry, tc.wantCause, nonce, secret, iss.SecretKey())
 		})
 	}
 

@@ -2,6 +2,7 @@ package clerkapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -95,4 +96,25 @@ func leaks(msg string, secrets ...string) bool {
 		}
 	}
 	return false
+}
+
+// checkError checks a failed call's error: its kind and HTTP status, its
+// Retry-After, the cause it wraps (if wantCause is set), and that its
+// message shows none of secrets.
+func checkError(t *testing.T, err, wantKind error, wantStatus int, wantRetry time.Duration, wantCause error, secrets ...string) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, wantKind) || e.Status != wantStatus {
+		t.Fatalf("error %v, want kind %v and status %d", err, wantKind, wantStatus)
+	}
+	wait, ok := RetryAfter(err)
+	if wait != wantRetry || ok != (wantRetry > 0) {
+		t.Errorf("RetryAfter = %s, %v; want %s", wait, ok, wantRetry)
+	}
+	if wantCause != nil && !errors.Is(err, wantCause) {
+		t.Errorf("error %v, want it to wrap %v", err, wantCause)
+	}
+	if leaks(err.Error(), secrets...) {
+		t.Errorf("error %q shows a token, nonce or secret", err)
+	}
 }

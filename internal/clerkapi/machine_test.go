@@ -216,20 +216,7 @@ func TestVerifyMachineTokenAnswers(t *testing.T) {
 					defer iss.ClearMachineFault()
 				}
 				_, err := c.VerifyMachineToken(context.Background(), kind, token)
-				var e *Error
-				if !errors.As(err, &e) || !errors.Is(err, tc.wantKind) || e.Status != tc.wantStatus {
-					t.Fatalf("error %v, want kind %v and status %d", err, tc.wantKind, tc.wantStatus)
-				}
-				wait, ok := RetryAfter(err)
-				if wait != tc.wantRetry || ok != (tc.wantRetry > 0) {
-					t.Errorf("RetryAfter = %s, %v; want %s", wait, ok, tc.wantRetry)
-				}
-				if tc.wantCause != nil && !errors.Is(err, tc.wantCause) {
-					t.Errorf("error %v, want it to wrap %v", err, tc.wantCause)
-				}
-				if leaks(err.Error(), token, secret, iss.SecretKey()) {
-					t.Errorf("error %q shows the token or a secret", err)
-				}
+				checkError(t, err, tc.wantKind, tc.wantStatus, tc.wantRetry, tc.wantCause, token, secret, iss.SecretKey())
 				calls := c.MachineStats().Calls[kind]
 				if calls.Valid+calls.Invalid+calls.Unauthorized+calls.Unavailable != 1 {
 					t.Errorf("call results %+v, want one call", calls)

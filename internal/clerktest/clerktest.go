@@ -319,6 +319,31 @@ func (i *Issuer) authorized(r *http.Request) bool {
 		subtle.ConstantTimeCompare([]byte(token), []byte(i.LiveSecretKey())) == 1
 }
 
+// refuseBackendCall answers, as Clerk's Backend API would, a call that
+// goes no further: the wrong method, an injected fault (with retryAfter as
+// its Retry-After), or no valid secret key. It reports whether it answered.
+func (i *Issuer) refuseBackendCall(w http.ResponseWriter, r *http.Request, method string, fault *Fault, retryAfter string) bool {
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", "Only "+method+" is supported."))
+		return true
+	}
+	if fault != nil {
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		if i.serveFault(w, r, fault) {
+			return true
+		}
+	}
+	if !i.authorized(r) {
+		writeJSON(w, http.StatusUnauthorized, errorBody("clerk_key_invalid",
+			"The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct."))
+		return true
+	}
+	return false
+}
+
 // errorBody is a Clerk Backend API error document.
 func errorBody(code, msg string) []byte {
 	type apiError struct {

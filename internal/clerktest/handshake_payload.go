@@ -38,22 +38,12 @@ func (i *Issuer) payloadHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	defer i.inflight.Done()
 
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", "Only GET is supported."))
-		return
-	}
+	var fault *Fault
+	retryAfter := ""
 	if f := i.hs.payloadFault.Load(); f != nil {
-		if f.RetryAfter != "" {
-			w.Header().Set("Retry-After", f.RetryAfter)
-		}
-		if i.serveFault(w, r, &f.Fault) {
-			return
-		}
+		fault, retryAfter = &f.Fault, f.RetryAfter
 	}
-	if !i.authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, errorBody("clerk_key_invalid",
-			"The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct."))
+	if i.refuseBackendCall(w, r, http.MethodGet, fault, retryAfter) {
 		return
 	}
 	nonce := r.URL.Query().Get("nonce")

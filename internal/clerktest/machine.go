@@ -169,23 +169,13 @@ func (i *Issuer) verifyHandler(field, prefix string, calls *atomic.Int64, notFou
 		}
 		defer i.inflight.Done()
 
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", "Only POST is supported."))
-			return
-		}
 		f := i.machines.fault.Load()
+		var fault *Fault
+		retryAfter := ""
 		if f != nil {
-			if f.RetryAfter != "" {
-				w.Header().Set("Retry-After", f.RetryAfter)
-			}
-			if i.serveFault(w, r, &f.Fault) {
-				return
-			}
+			fault, retryAfter = &f.Fault, f.RetryAfter
 		}
-		if !i.authorized(r) {
-			writeJSON(w, http.StatusUnauthorized, errorBody("clerk_key_invalid",
-				"The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct."))
+		if i.refuseBackendCall(w, r, http.MethodPost, fault, retryAfter) {
 			return
 		}
 		var body map[string]any
