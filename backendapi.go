@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -17,17 +18,25 @@ import (
 // one instance.
 var apiClients = caddy.NewUsagePool()
 
-// backendAPI is where the Backend API is, and the key it takes.
+// backendAPI is where the Backend API is, the key it takes, and the call
+// budget this Caddy keeps to.
 type backendAPI struct {
 	secret string
 	url    string // no trailing slash
+	rate   float64
+	burst  int
 }
 
-// poolKey tells secrets apart without holding one in clear.
+// poolKey tells secrets apart without holding one in clear. Routes with
+// another budget get a client of their own.
 func (b *backendAPI) poolKey() string {
 	sum := sha256.Sum256([]byte(b.secret))
-	return b.url + "|" + hex.EncodeToString(sum[:8])
+	return fmt.Sprintf("%s|%s|%g|%d", b.url, hex.EncodeToString(sum[:8]), b.rate, b.burst)
 }
+
+// maxMachineCacheTTL bounds machine_cache_ttl: the longest a token revoked
+// in Clerk may keep working here.
+const maxMachineCacheTTL = time.Hour
 
 // provisionBackendAPI reads secret_key and api_url. The secret key is used
 // for the key set (unless jwt_key verifies networklessly) and for the
@@ -51,7 +60,17 @@ func (h *Handler) provisionBackendAPI(repl *caddy.Replacer) error {
 	if err := checkURL(apiURL); err != nil {
 		return fmt.Errorf("api_url %q: %v", apiURL, err)
 	}
-	h.backend = &backendAPI{secret: secret, url: apiURL}
+	rate, burst := h.BackendAPIRate, h.BackendAPIBurst
+	if rate == 0 {
+		rate = clerkapi.DefaultRate
+	}
+	if burst == 0 {
+		burst = clerkapi.DefaultBurst
+	}
+	if rate < 0.1 || rate > 1000 || burst < 1 || burst > 10000 {
+		return fmt.Errorf("backend_api_rate %g %d: use 0.1 to 1000 calls per second and a burst of 1 to 10000 (Clerk allows 100 calls per 10s to a development instance, 1000 to a production one)", rate, burst)
+	}
+	h.backend = &backendAPI{secret: secret, url: apiURL, rate: rate, burst: burst}
 	return nil
 }
 
@@ -60,12 +79,21 @@ type sharedClient struct{ *clerkapi.Client }
 
 func (sharedClient) Destruct() error { return nil }
 
-// apiClient returns the shared client for h.backend, holding a reference
-// that Cleanup releases.
+// apiClient returns the shared client for h.backend, holding one
+// reference, whichever steps ask, that Cleanup releases.
 func (h *Handler) apiClient() (*clerkapi.Client, error) {
+	if h.api != nil {
+		return h.api, nil
+	}
 	h.apiClientKey = h.backend.poolKey()
 	val, _, err := apiClients.LoadOrNew(h.apiClientKey, func() (caddy.Destructor, error) {
-		c, err := clerkapi.New(clerkapi.Config{SecretKey: h.backend.secret, BaseURL: h.backend.url})
+		c, err := clerkapi.New(clerkapi.Config{
+			SecretKey: h.backend.secret,
+			BaseURL:   h.backend.url,
+			Rate:      h.backend.rate,
+			Burst:     h.backend.burst,
+			Machine:   clerkapi.MachineCacheConfig{TTL: maxMachineCacheTTL},
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -75,5 +103,6 @@ func (h *Handler) apiClient() (*clerkapi.Client, error) {
 		h.apiClientKey = ""
 		return nil, fmt.Errorf("backend API client: %v", err)
 	}
-	return val.(sharedClient).Client, nil
+	h.api = val.(sharedClient).Client
+	return h.api, nil
 }

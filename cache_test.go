@@ -162,8 +162,8 @@ func TestVerifiedCacheConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if want := fmt.Sprintf("user_%d", (g*7+i)%len(tokens)); id.UserID != want {
-					t.Errorf("token for %s returned identity %s", want, id.UserID)
+				if want := fmt.Sprintf("user_%d", (g*7+i)%len(tokens)); id.Subject != want {
+					t.Errorf("token for %s returned identity %s", want, id.Subject)
 					return
 				}
 			}

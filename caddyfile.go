@@ -38,7 +38,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		audience            <aud>...
 //		authorized_parties  <origin>...
 //		leeway              <duration>
-//		accept              session|template...
+//		accept              session|template|api_key|m2m_token|oauth_token...
+//		machine_cache_ttl   <duration>
+//		backend_api_rate    <calls-per-second> [<burst>]
 //		allow_pending
 //		roles               <role>...
 //		roles_claim         <dotted.path>
@@ -46,6 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		org_permission      <permission>...
 //		feature             <feature>...
 //		plan                <plan>...
+//		scope               <scope>...
 //		claim               <dotted.path> <value>...
 //		optional
 //		token_cache         <entries>|off
@@ -59,7 +62,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // issuer, audience, authorized_parties and accept may be repeated; their
 // values add up. The requirement lines (roles, org_role, org_permission,
-// feature, plan, claim) may be repeated: every line must pass, and within a
+// feature, plan, scope, claim) may be repeated: every line must pass, and within a
 // line any one value suffices. forward_header may be repeated, once per
 // header. The other subdirectives may be given once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -112,6 +115,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = appendLine(d, &h.Features)
 		case "plan":
 			err = appendLine(d, &h.Plans)
+		case "scope":
+			err = appendLine(d, &h.Scopes)
+		case "machine_cache_ttl":
+			err = parseDuration(d, &h.MachineCacheTTL)
+		case "backend_api_rate":
+			err = h.parseBackendAPIRate(d)
 		case "claim":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
@@ -162,6 +171,29 @@ func (h *Handler) parseLeeway(d *caddyfile.Dispenser) error {
 	}
 	leeway := caddy.Duration(dur)
 	h.Leeway = &leeway
+	return nil
+}
+
+func (h *Handler) parseBackendAPIRate(d *caddyfile.Dispenser) error {
+	if h.BackendAPIRate != 0 {
+		return d.Errf("backend_api_rate is given twice")
+	}
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return d.Errf("backend_api_rate needs calls per second and optionally a burst, e.g. backend_api_rate 20 40")
+	}
+	rate, err := strconv.ParseFloat(args[0], 64)
+	if err != nil || rate <= 0 {
+		return d.Errf("backend_api_rate %q: use a positive number of calls per second", args[0])
+	}
+	h.BackendAPIRate = rate
+	if len(args) == 2 {
+		burst, err := strconv.Atoi(args[1])
+		if err != nil || burst < 1 {
+			return d.Errf("backend_api_rate burst %q: use a positive whole number of calls", args[1])
+		}
+		h.BackendAPIBurst = burst
+	}
 	return nil
 }
 

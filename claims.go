@@ -11,20 +11,29 @@ import (
 // rendered by the {http.auth.user.*} placeholders. It is immutable once
 // built and may be shared between requests (the token cache does).
 type Identity struct {
-	UserID          string // `sub`: user_... (never empty)
-	SessionID       string // `sid`: sess_..., "" for JWT templates
-	Issuer          string // `iss`, as in the token
+	// Subject is who the token speaks for, never empty: the user
+	// (user_...) of a session or template token; for a machine token the
+	// subject Clerk verified: user_... or org_... (API keys), mch_... (M2M
+	// tokens), user_... (OAuth access tokens).
+	Subject         string
+	SessionID       string // `sid`: sess_..., "" for JWT templates and machine tokens
+	Issuer          string // `iss`, as in the token; "" for opaque machine tokens
 	AuthorizedParty string // `azp`: the origin that asked for the token
-	TokenType       string // TokenTypeSession or TokenTypeTemplate
-	OrgID           string
-	OrgSlug         string
-	OrgRole         string   // always "org:"-prefixed
-	OrgPermissions  []string // "org:<feature>:<permission>"
-	Features        Scoped   // from `fea`
-	Plans           Scoped   // from `pla`
-	SessionStatus   string   // `sts`: "active", "pending", or "" when the instance does not emit it
-	Actor           string   // `act.sub`: the impersonator, "" when nobody impersonates
-	ExpiresAt       time.Time
+	TokenType       string // one of the TokenType* classes
+	// Machine token details; empty for sessions and templates.
+	TokenID        string   // the key's or token's id (ak_..., mt_..., oat_...), or a JWT's jti
+	Scopes         []string // granted scopes; an M2M token's are the machine ids it may call
+	KeyName        string   // an API key's name
+	ClientID       string   // an OAuth access token's OAuth application
+	OrgID          string
+	OrgSlug        string
+	OrgRole        string   // always "org:"-prefixed
+	OrgPermissions []string // "org:<feature>:<permission>"
+	Features       Scoped   // from `fea`
+	Plans          Scoped   // from `pla`
+	SessionStatus  string   // `sts`: "active", "pending", or "" when the instance does not emit it
+	Actor          string   // `act.sub`: the impersonator, "" when nobody impersonates
+	ExpiresAt      time.Time
 
 	// permissionsProblem says why v2 org permissions were left empty
 	// although the token carried some (see PermissionsProblem).
@@ -48,7 +57,7 @@ type Scoped struct {
 
 func newIdentity(c *claims, payload string, class, rolesClaim string) *Identity {
 	id := &Identity{
-		UserID:          c.Sub,
+		Subject:         c.Sub,
 		SessionID:       c.Sid,
 		Issuer:          rawString(c.Iss),
 		AuthorizedParty: rawString(c.Azp),

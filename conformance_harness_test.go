@@ -59,7 +59,7 @@ func runOurs(iss *clerktest.Issuer, cfg differentialConfig, cases []corpusToken)
 			out[i] = verifierDecision{Reason: ve.Reason}
 			continue
 		}
-		out[i] = verifierDecision{OK: true, Sub: &id.UserID}
+		out[i] = verifierDecision{OK: true, Sub: &id.Subject}
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 	d.id = id
 
 	if d.ve == nil {
-		fmt.Fprintf(w, "\nVALID\n  status  200: the request goes on as %s\n", shown(id.UserID))
+		fmt.Fprintf(w, "\nVALID\n  status  200: the request goes on as %s\n", shown(id.Subject))
 		if p := id.PermissionsProblem(); p != "" {
 			fmt.Fprintf(w, "  note    org permissions are treated as none: %s\n", shown(p))
 		}
@@ -244,19 +244,14 @@ func (d *diagnosis) typeFix() string {
 	if d.tok != nil {
 		kind, _ = d.tok.kind()
 	}
-	switch kind {
-	case kindOAuth:
-		return "this is an OAuth access token (typ at+jwt): clerk_auth accepts session and JWT-template tokens only; send a session token"
-	case kindM2M:
-		return "this is a machine-to-machine (M2M) token: clerk_auth accepts session and JWT-template tokens only; M2M tokens are verified with Clerk's Backend API"
-	case TokenTypeSession, TokenTypeTemplate:
-		// A session or template token is only refused by accept.
+	if kind != kindUnknown {
+		// A token of a known class is only refused by accept.
 		var accepted []string
 		for class := range d.h.verifier.accept {
 			accepted = append(accepted, class)
 		}
 		sort.Strings(accepted)
-		return fmt.Sprintf("this route accepts %s tokens only and this is a %s token: add accept %s, or send a %s token",
+		return fmt.Sprintf("this route accepts %s tokens only and this token's class is %s: add accept %s, or send a %s token",
 			strings.Join(accepted, " and "), kind, kind, strings.Join(accepted, " or "))
 	}
 	return fmt.Sprintf("the cat header %q is not a category Clerk uses for session or JWT-template tokens: send a session token", d.tok.headerString("cat"))

@@ -55,7 +55,7 @@ func TestClerkTokenCheck(t *testing.T) {
 		{"pending", "api.example.com", "", mintToken(iss, claimsOpt("sts", "pending")),
 			[]string{"REJECTED: session-pending", "status  401", "or set allow_pending"}},
 		{"M2M", "api.example.com", "", mintToken(iss, clerktest.M2M()),
-			[]string{"REJECTED: token-type-mismatch", "this is a machine-to-machine (M2M) token"}},
+			[]string{"REJECTED: token-type-mismatch", "token's class is m2m_token: add accept m2m_token"}},
 		{"malformed", "api.example.com", "", "abc",
 			[]string{"Cannot decode the token", "REJECTED: token-invalid", "the token is malformed"}},
 		{"missing role", "roles.example.com", "", mintToken(iss, claimsOpt("roles", []string{"viewer"})),

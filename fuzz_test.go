@@ -224,8 +224,8 @@ func FuzzVerify(f *testing.F) {
 			Sub string `json:"sub"`
 		}
 		seg := strings.Split(token, ".")[1]
-		if json.Unmarshal(mustDecodeSegment(t, seg), &c) != nil || id.UserID != c.Sub {
-			t.Fatalf("UserID %q, but the payload's sub is %q", id.UserID, c.Sub)
+		if json.Unmarshal(mustDecodeSegment(t, seg), &c) != nil || id.Subject != c.Sub {
+			t.Fatalf("Subject %q, but the payload's sub is %q", id.Subject, c.Sub)
 		}
 	})
 }

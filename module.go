@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 	"github.com/caddyserver/caddy/v2"
@@ -41,33 +42,44 @@ const (
 )
 
 // Handler verifies a Clerk session token (or JWT-template token) sent as
-// `Authorization: Bearer <token>` or in the `__session` cookie.
+// `Authorization: Bearer <token>` or in the `__session` cookie, and, on
+// routes that accept them, Clerk's machine tokens (API keys, M2M tokens,
+// OAuth access tokens) in the Authorization header.
 //
 // A request without a token gets 401 with `WWW-Authenticate: Bearer`; an
 // invalid token gets 401 with `error="invalid_token"`; a valid token that
 // fails a requirement (roles, org_role, org_permission, feature, plan,
-// claim) gets 403 with `error="insufficient_scope"`; and when no signing
-// keys can be had, 503 with Retry-After. All of them are returned as handler
+// scope, claim) gets 403 with `error="insufficient_scope"`; and when no
+// signing keys can be had, or the Backend API cannot answer for an opaque
+// machine token, 503 with Retry-After. All of them are returned as handler
 // errors, so `handle_errors` can render them, and the reason code is in
 // `{http.auth.clerk.reason}`. With SignInURL, browsers navigating to a page
 // are redirected to sign in instead of seeing a 401.
 //
-// On success the identity is available as `{http.auth.user.id}` (the Clerk
-// user id, also logged as user_id), `{http.auth.user.session_id}`,
+// On success the identity is available as `{http.auth.user.id}` (the
+// subject: the Clerk user id of a session, or the user_, org_ or mch_
+// subject of a machine token; also logged as user_id),
+// `{http.auth.user.session_id}`,
 // `{http.auth.user.org_id}`, `{http.auth.user.org_slug}`,
 // `{http.auth.user.org_role}`, `{http.auth.user.org_permissions}`,
 // `{http.auth.user.roles}`, `{http.auth.user.features}`,
 // `{http.auth.user.plans}`, `{http.auth.user.session_status}`,
 // `{http.auth.user.actor}`, `{http.auth.user.issuer}`,
 // `{http.auth.user.expires_at}`, `{http.auth.user.token_type}`,
-// `{http.auth.user.azp}` and `{http.auth.user.claims.<dotted.path>}`. On an
+// `{http.auth.user.azp}` and `{http.auth.user.claims.<dotted.path>}`.
+// Machine tokens add `{http.auth.user.token_id}` (ak_, mt_ or oat_ id, or
+// the JWT's jti), `{http.auth.user.machine_id}` (an M2M token's mch_
+// subject), `{http.auth.user.scopes}`, `{http.auth.user.name}` (an API
+// key's name) and `{http.auth.user.client_id}` (an OAuth application);
+// their `claims.*` are the key's or token's custom claims. On an
 // anonymous request (see Optional) they are all empty. The list
-// placeholders (roles, org_permissions, features, plans, and array claims)
+// placeholders (roles, org_permissions, features, plans, scopes, and array claims)
 // join their elements with commas, each element with `%`, `,`, `"`, space
 // and control characters percent-encoded, so none reads as two. Their
 // exact forms are JSON arrays: `{http.auth.user.roles_json}`,
 // `{http.auth.user.org_permissions_json}`,
-// `{http.auth.user.features_json}` and `{http.auth.user.plans_json}`;
+// `{http.auth.user.features_json}`, `{http.auth.user.plans_json}` and
+// `{http.auth.user.scopes_json}`;
 // `{http.auth.user.claims_json.<dotted.path>}` is any claim as JSON.
 // Control characters in the other values are percent-encoded too, so every
 // value is a valid header value.
@@ -155,10 +167,36 @@ type Handler struct {
 	// SDK. At most 5m: a larger skew would keep expired tokens alive.
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
-	// Token classes accepted: `session` (Clerk session tokens) and/or
-	// `template` (JWT-template tokens). Default: both. M2M and OAuth tokens
-	// are never accepted.
+	// Token classes accepted: `session` (Clerk session tokens), `template`
+	// (JWT-template tokens), `api_key` (Clerk API keys, `ak_...`),
+	// `m2m_token` (machine-to-machine tokens, `mt_...` or a JWT) and
+	// `oauth_token` (OAuth access tokens, `oat_...` or an `at+jwt` JWT).
+	// Default: `session` and `template`. A token of another class is refused
+	// with `token-type-mismatch` before anything else is checked; no class
+	// ever passes as another. Machine tokens are read from the
+	// Authorization header only. The JWT forms are verified locally with
+	// the same keys; the opaque forms through the Backend API, which needs
+	// SecretKey (required with `api_key`).
 	Accept []string `json:"accept,omitempty"`
+
+	// How long Clerk's answer for an opaque machine token is reused, so a
+	// client's steady traffic costs one Backend API call per token per
+	// period rather than one per request. It is also how long a token
+	// revoked in Clerk keeps working here. An answer never outlives the
+	// token's own expiry; a refusal (unknown, revoked, expired token) is
+	// reused for 10s. Default: 30s; 1s to 1h.
+	MachineCacheTTL caddy.Duration `json:"machine_cache_ttl,omitempty"`
+
+	// The most Backend API calls per second this Caddy makes for one secret
+	// key (opaque machine tokens and handshake nonces together), and the
+	// burst above that rate. Past it, a request that needs a call gets 503
+	// with Retry-After: made-up tokens cannot turn into billed calls, nor
+	// eat the instance's Clerk rate limit (1000 requests per 10s in
+	// production, 100 in development, for all its servers). Default: 20
+	// per second with a burst of 40. Routes with the same secret key and
+	// the same budget share it.
+	BackendAPIRate  float64 `json:"backend_api_rate,omitempty"`
+	BackendAPIBurst int     `json:"backend_api_burst,omitempty"`
 
 	// Accept sessions whose status (`sts`) is `pending` (the user has tasks
 	// left, such as choosing an organization). By default they are treated
@@ -194,6 +232,11 @@ type Handler struct {
 
 	// Clerk Billing plan lines, as `has({plan})`, with the same scopes.
 	Plans [][]string `json:"plans,omitempty"`
+
+	// Scope lines: a machine token's granted scopes must hold one of each
+	// line's values. Sessions and templates carry no scopes, so they never
+	// pass a scope line.
+	Scopes [][]string `json:"scopes,omitempty"`
 
 	// Claim requirements: the claim at Path equals one of Values, or (for an
 	// array claim) contains one.
@@ -268,9 +311,11 @@ type Handler struct {
 	ProxyURL string `json:"proxy_url,omitempty"`
 
 	verifier     *verifier
-	backend      *backendAPI // nil without secret_key
-	apiClientKey string      // the apiClients entry this handler holds
-	sessions     *sessions   // nil when the handshake is off
+	machines     *machineVerifier
+	backend      *backendAPI      // nil without secret_key
+	api          *clerkapi.Client // from apiClients; nil until a step needs it
+	apiClientKey string           // the apiClients entry this handler holds
+	sessions     *sessions        // nil when the handshake is off
 	requirements requirements
 	publishable  *publishableKey
 	instance     *handshake.Instance // from the publishable key; nil without one
@@ -333,6 +378,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	token, carrier, err := tokenFromRequest(r, h.instance, h.verifier.now())
+	var kind clerkapi.MachineKind
+	opaque := false
+	if carrier == carrierHeader {
+		// Clerk reads machine tokens from the Authorization header only.
+		kind, opaque = opaqueKind(token)
+	}
 	var id *Identity
 	switch {
 	case err != nil:
@@ -342,6 +393,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// SameSite=Lax still lets through those of sibling origins (other
 		// ports, other subdomains), so the request's own headers decide.
 		err = &VerifyError{Reason: ReasonCrossSiteCookie, Err: errors.New("the session cookie came with a state-changing request from another origin")}
+	case opaque:
+		id, err = h.machines.verify(r.Context(), kind, token)
 	case h.sessions != nil && (carrier != carrierHeader || handshake.Eligible(r.Method, r.Header)):
 		// Cookie sessions and page loads follow Clerk's authenticateRequest,
 		// handshake included; other header tokens are verified as they are.
@@ -383,7 +436,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	if problem := id.PermissionsProblem(); problem != "" {
 		h.logger.Warn("organization permissions could not be decoded; treating the user as holding none",
-			zap.String("user_id", id.UserID), zap.String("problem", problem))
+			zap.String("user_id", id.Subject), zap.String("problem", problem))
 	}
 	st.id = id
 	for i, fh := range h.ForwardHeaders {
@@ -414,7 +467,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ve *VerifyError
 		w.Header().Set("WWW-Authenticate", a.challenge)
 	}
 	if a.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", retryAfter)
+		w.Header().Set("Retry-After", retryAfterFor(ve))
 	}
 	return caddyhttp.Error(a.status, ve)
 }

@@ -43,12 +43,21 @@ type claims struct {
 	SessionStatus string
 	Actor         string // raw "act"
 	actorSub      string // act.sub: who impersonates
+
+	// Machine tokens: the JWT id, and the scopes as M2M ("scopes", space
+	// separated) and OAuth ("scp" array, else "scope") tokens carry them.
+	Jti      string
+	Scopes   string // raw
+	Scp      string // raw
+	Scope    string // raw
+	ClientID string
 }
 
 // The member names each decoder reads, for refuseVariant.
 var (
 	claimNames = newMemberNames("sub", "exp", "nbf", "iat", "iss", "azp", "aud", "sid", "v",
-		"org_id", "org_slug", "org_role", "org_permissions", "o", "fea", "pla", "sts", "act")
+		"org_id", "org_slug", "org_role", "org_permissions", "o", "fea", "pla", "sts", "act",
+		"jti", "scopes", "scp", "scope", "client_id")
 	orgV2Names = newMemberNames("id", "slg", "rol", "per", "fpm")
 	actNames   = newMemberNames("sub")
 )
@@ -113,6 +122,16 @@ func (c *claims) member(name, value string) error {
 		c.SessionStatus = rawString(value)
 	case "act":
 		c.Actor = value
+	case "jti":
+		c.Jti = rawString(value)
+	case "scopes":
+		c.Scopes = value
+	case "scp":
+		c.Scp = value
+	case "scope":
+		c.Scope = value
+	case "client_id":
+		c.ClientID = rawString(value)
 	default:
 		return claimNames.refuseVariant(name)
 	}

@@ -81,7 +81,7 @@ func (id *Identity) placeholder(name string) string {
 func (id *Identity) placeholderText(name string) string {
 	switch name {
 	case "id":
-		return id.UserID
+		return id.Subject
 	case "session_id":
 		return id.SessionID
 	case "org_id":
@@ -118,6 +118,18 @@ func (id *Identity) placeholderText(name string) string {
 		return id.TokenType
 	case "azp":
 		return id.AuthorizedParty
+	case "token_id":
+		return id.TokenID
+	case "machine_id":
+		return id.MachineID()
+	case "scopes":
+		return listValue(id.Scopes)
+	case "scopes_json":
+		return jsonList(id.Scopes)
+	case "name":
+		return id.KeyName
+	case "client_id":
+		return id.ClientID
 	}
 	if path, ok := strings.CutPrefix(name, "claims."); ok {
 		v, _ := id.claim(path)

@@ -51,8 +51,8 @@ func TestIdentityFrom(t *testing.T) {
 			}
 			switch {
 			case tc.wantSub == "" && got != nil:
-				t.Errorf("IdentityFrom = %q, want nil", got.UserID)
-			case tc.wantSub != "" && (got == nil || got.UserID != tc.wantSub):
+				t.Errorf("IdentityFrom = %q, want nil", got.Subject)
+			case tc.wantSub != "" && (got == nil || got.Subject != tc.wantSub):
 				t.Errorf("IdentityFrom = %+v, want user %q", got, tc.wantSub)
 			}
 		})

@@ -45,6 +45,7 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 		h.provisionPreflight,
 		h.provisionCrossSiteCookies,
 		h.provisionVerifier,
+		h.provisionMachines,
 		h.provisionSessions,
 	} {
 		if err := step(repl); err != nil {
@@ -78,13 +79,13 @@ func (h *Handler) provisionRequirements(repl *caddy.Replacer) error {
 		}
 		claimReqs[i] = claimRequirement{path: c.Path, values: values}
 	}
-	var lines [5][][]string
+	var lines [6][][]string
 	for i, l := range []struct {
 		directive string
 		lines     [][]string
 	}{
 		{"roles", h.Roles}, {"org_role", h.OrgRoles}, {"org_permission", h.OrgPermissions},
-		{"feature", h.Features}, {"plan", h.Plans},
+		{"feature", h.Features}, {"plan", h.Plans}, {"scope", h.Scopes},
 	} {
 		var err error
 		if lines[i], err = expandLines(repl, l.directive, l.lines); err != nil {
@@ -92,7 +93,7 @@ func (h *Handler) provisionRequirements(repl *caddy.Replacer) error {
 		}
 	}
 	var err error
-	h.requirements, err = newRequirements(lines[0], lines[1], lines[2], lines[3], lines[4], claimReqs)
+	h.requirements, err = newRequirements(lines[0], lines[1], lines[2], lines[3], lines[4], lines[5], claimReqs)
 	return err
 }
 
@@ -409,15 +410,22 @@ func choice(name, value string, words ...string) (string, error) {
 	return "", fmt.Errorf("%s %q: use %s", name, value, strings.Join(words, " or "))
 }
 
-// acceptedClasses turns the accept list into a set; nil accepts both.
+// defaultAccept are the classes a route takes unless it says otherwise:
+// what a browser session can hold.
+var defaultAccept = []string{TokenTypeSession, TokenTypeTemplate}
+
+// tokenClasses are the values accept takes.
+var tokenClasses = []string{TokenTypeSession, TokenTypeTemplate, TokenTypeAPIKey, TokenTypeM2M, TokenTypeOAuth}
+
+// acceptedClasses turns the accept list into a set, defaultAccept if empty.
 func acceptedClasses(accept []string) (map[string]bool, error) {
 	if len(accept) == 0 {
-		return nil, nil
+		accept = defaultAccept
 	}
 	set := map[string]bool{}
 	for _, a := range accept {
-		if a != TokenTypeSession && a != TokenTypeTemplate {
-			return nil, fmt.Errorf("accept %q: token classes are %s and %s", a, TokenTypeSession, TokenTypeTemplate)
+		if !slices.Contains(tokenClasses, a) {
+			return nil, fmt.Errorf("accept %q: token classes are %s", a, strings.Join(tokenClasses, ", "))
 		}
 		set[a] = true
 	}

@@ -3,6 +3,10 @@ package clerkauth
 import (
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 )
@@ -36,6 +40,13 @@ const (
 	// The Backend API could not resolve a handshake nonce for now (down,
 	// rate-limited): 503, never a sign-out.
 	ReasonHandshakeUnavailable = "handshake-unavailable"
+	// The Backend API could not verify an opaque machine token for now
+	// (down, slow, rate-limited by Clerk or by our own call budget): 503
+	// with Retry-After. Clerk's SDK says unexpected-error and signs out.
+	ReasonBackendUnavailable = "backend-api-unavailable"
+	// Clerk refused the secret key while verifying an opaque machine token:
+	// a configuration fault, so 503, not a verdict on the token.
+	ReasonSecretKeyInvalid = "secret-key-invalid"
 
 	// A valid token fails a requirement: 403.
 	ReasonMissingRole       = "missing-role"
@@ -43,12 +54,23 @@ const (
 	ReasonMissingPermission = "missing-permission"
 	ReasonMissingFeature    = "missing-feature"
 	ReasonMissingPlan       = "missing-plan"
+	ReasonMissingScope      = "missing-scope"
 	ReasonClaimMismatch     = "claim-mismatch"
 )
 
 // retryAfter is the Retry-After of a 503: long enough for one background
 // fetch attempt, short enough that clients come back soon.
 const retryAfter = "5"
+
+// retryAfterFor is the Retry-After of a 503: what Clerk asked for when it
+// said (a 429 from the Backend API, or our own budget's wait), in whole
+// seconds rounded up, else retryAfter.
+func retryAfterFor(ve *VerifyError) string {
+	if d, ok := clerkapi.RetryAfter(ve.Err); ok && d > 0 {
+		return strconv.Itoa(int((d + time.Second - 1) / time.Second))
+	}
+	return retryAfter
+}
 
 // VerifyError is a rejected request: Reason is the stable code, Err the
 // detail for logs. Neither ever contains the token itself. ServeHTTP returns
@@ -87,7 +109,7 @@ func answerFor(reason string) answer {
 	case ReasonTokenMissing, handshake.ReasonUATWithoutToken, handshake.ReasonSessionTokenMissing:
 		// Clerk's cookie reasons that also mean "no session token".
 		return answer{status: http.StatusUnauthorized, challenge: "Bearer", signIn: true}
-	case ReasonJWKSUnavailable, ReasonHandshakeUnavailable:
+	case ReasonJWKSUnavailable, ReasonHandshakeUnavailable, ReasonBackendUnavailable, ReasonSecretKeyInvalid:
 		// Not a 401: a Clerk outage must not look like a sign-out.
 		return answer{status: http.StatusServiceUnavailable}
 	case ReasonCrossSiteCookie:
@@ -95,7 +117,7 @@ func answerFor(reason string) answer {
 		return answer{status: http.StatusUnauthorized,
 			challenge: `Bearer error="invalid_token", error_description="` + reason + `"`}
 	case ReasonMissingRole, ReasonMissingOrgRole, ReasonMissingPermission, ReasonMissingFeature,
-		ReasonMissingPlan, ReasonClaimMismatch:
+		ReasonMissingPlan, ReasonMissingScope, ReasonClaimMismatch:
 		return answer{status: http.StatusForbidden,
 			challenge: `Bearer error="insufficient_scope", error_description="` + reason + `"`}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 )
 
@@ -57,6 +58,10 @@ func bearerToken(v string) (token string, ok bool, err error) {
 				// only, and a JWT has no whitespace.
 				return "", false, errors.New("Authorization value is not a single token")
 			}
+			return v, true, nil
+		}
+		if _, ok := clerkapi.KindOf(v); ok {
+			// As Clerk's parser: a value without a scheme is the token.
 			return v, true, nil
 		}
 		if strings.EqualFold(v, "Bearer") {

@@ -18,6 +18,7 @@ type requirements struct {
 	orgPermissions [][]string         // `org_permission` lines, "org:"-prefixed
 	features       [][]string         // `feature` lines, "org:slug", "user:slug" or "slug"
 	plans          [][]string         // `plan` lines, same form as features
+	scopes         [][]string         // `scope` lines: a machine token's granted scopes
 	claims         []claimRequirement // `claim <dotted.path> <value>...` lines
 }
 
@@ -31,7 +32,7 @@ type claimRequirement struct {
 // newRequirements validates and normalises configured lines once, at
 // provision time, so check only compares strings. Errors name the directive
 // and the value; the caller adds its own prefix.
-func newRequirements(roles, orgRoles, orgPermissions, features, plans [][]string, claims []claimRequirement) (requirements, error) {
+func newRequirements(roles, orgRoles, orgPermissions, features, plans, scopes [][]string, claims []claimRequirement) (requirements, error) {
 	var req requirements
 	var err error
 	if req.roles, err = normaliseLines("roles", roles, asIs); err != nil {
@@ -47,6 +48,9 @@ func newRequirements(roles, orgRoles, orgPermissions, features, plans [][]string
 		return requirements{}, err
 	}
 	if req.plans, err = normaliseLines("plan", plans, billingValue); err != nil {
+		return requirements{}, err
+	}
+	if req.scopes, err = normaliseLines("scope", scopes, asIs); err != nil {
 		return requirements{}, err
 	}
 	for _, c := range claims {
@@ -171,6 +175,12 @@ func (req *requirements) check(id *Identity) unmet {
 	for _, line := range req.plans {
 		if !anyScoped(&id.Plans, line) {
 			return unmet{reason: ReasonMissingPlan, values: line}
+		}
+	}
+	// Only machine tokens carry scopes: a session never meets a scope line.
+	for _, line := range req.scopes {
+		if !anyOf(id.Scopes, line) {
+			return unmet{reason: ReasonMissingScope, values: line}
 		}
 	}
 	for i := range req.claims {

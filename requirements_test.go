@@ -10,12 +10,12 @@ import (
 
 // reqSpec is the configuration of one requirements under test.
 type reqSpec struct {
-	roles, orgRoles, orgPermissions, features, plans [][]string
-	claims                                           []claimRequirement
+	roles, orgRoles, orgPermissions, features, plans, scopes [][]string
+	claims                                                   []claimRequirement
 }
 
 func (s reqSpec) build() (requirements, error) {
-	return newRequirements(s.roles, s.orgRoles, s.orgPermissions, s.features, s.plans, s.claims)
+	return newRequirements(s.roles, s.orgRoles, s.orgPermissions, s.features, s.plans, s.scopes, s.claims)
 }
 
 // line is one configured line: any of values.

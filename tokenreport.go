@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// catM2M is the cat header of Clerk's machine tokens. The verifier does not
-// need it (any category it does not know is refused); the report names it.
-const catM2M = "cl_B7d4PD333AAA"
-
 // unverified is a token taken apart without checking anything: what it
 // says, for display and for explaining a verdict, never for trusting.
 type unverified struct {
@@ -67,34 +63,29 @@ func (u *unverified) headerString(name string) string {
 	return rawString(u.header[name])
 }
 
-// Token kinds as the report names them.
-const (
-	kindOAuth   = "OAuth"
-	kindM2M     = "M2M"
-	kindUnknown = "unknown"
-)
+// kindUnknown is the kind of a token whose category is none Clerk uses.
+const kindUnknown = "unknown"
 
-// kind tells what sort of token this is, the way the verifier decides
-// (typ, then cat, then sid), and how it was told.
+// kind tells what class of token this is, by the verifier's own classify,
+// and how it was told.
 func (u *unverified) kind() (kind, how string) {
-	switch u.headerString("typ") {
-	case "at+jwt", "application/at+jwt":
-		return kindOAuth, "typ " + u.headerString("typ") + ": an OAuth access token, never accepted"
+	hdr := jwtHeader{Typ: u.header["typ"], Cat: u.header["cat"]}
+	c := u.claims
+	if c == nil {
+		c = new(claims)
 	}
-	sub := ""
-	if u.claims != nil {
-		sub = u.claims.Sub
-	}
-	if u.headerString("cat") == catM2M || strings.HasPrefix(sub, "mch_") {
-		return kindM2M, "a machine-to-machine token, never accepted"
-	}
-	class, err := classFromCategory(u.header["cat"])
+	class, err := classify(&hdr, c, u.claims != nil)
+	cat := rawString(u.header["cat"])
 	switch {
 	case err != nil:
 		return kindUnknown, "cat is not a category Clerk uses for sessions or templates, never accepted"
-	case class != "":
+	case class == TokenTypeM2M:
+		return class, "sub starts with " + machineSubjectPrefix + ": a machine-to-machine token"
+	case class == TokenTypeOAuth:
+		return class, "typ " + u.headerString("typ") + ": an OAuth access token"
+	case cat != "" && cat != catIgnore:
 		return class, "from the cat header"
-	case u.claims != nil && u.claims.Sid != "":
+	case c.Sid != "":
 		return TokenTypeSession, "no cat header; it has a sid"
 	}
 	return TokenTypeTemplate, "no cat header and no sid"

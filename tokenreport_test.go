@@ -65,12 +65,12 @@ func TestClerkTokenInspect(t *testing.T) {
 		{
 			name:  "M2M",
 			token: mintToken(iss, clerktest.M2M()),
-			want:  []string{"(machine-to-machine (M2M) token)", "class        M2M (a machine-to-machine token, never accepted)"},
+			want:  []string{"(machine-to-machine (M2M) token)", "class        m2m_token (sub starts with mch_: a machine-to-machine token)"},
 		},
 		{
 			name:  "OAuth",
 			token: mintToken(iss, clerktest.WithHeader(map[string]any{"typ": "at+jwt"})),
-			want:  []string{"typ  at+jwt", "class        OAuth (typ at+jwt"},
+			want:  []string{"typ  at+jwt", "class        oauth_token (typ at+jwt: an OAuth access token)"},
 		},
 		{
 			name:  "expired and forged: decoding trusts nothing",

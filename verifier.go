@@ -3,6 +3,8 @@ package clerkauth
 import (
 	"context"
 	"crypto/rsa"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -17,14 +19,29 @@ const sessionPending = "pending"
 const (
 	catSession  = "cl_B7d4PD111AAA"
 	catTemplate = "cl_B7d4PD222AAA"
+	catM2M      = "cl_B7d4PD333AAA"
 	catIgnore   = "cl_I7d4PD111III"
 )
 
-// Token classes, as exposed in {http.auth.user.token_type}.
+// Token classes, as accepted by `accept` and exposed in
+// {http.auth.user.token_type}. The machine classes carry Clerk's TokenType
+// names.
 const (
 	TokenTypeSession  = "session"
 	TokenTypeTemplate = "template"
+	TokenTypeAPIKey   = "api_key"
+	TokenTypeM2M      = "m2m_token"
+	TokenTypeOAuth    = "oauth_token"
 )
+
+// machineSubjectPrefix marks the subject of an M2M token: a machine.
+const machineSubjectPrefix = "mch_"
+
+// isMachineClass reports the classes that stand for a machine rather than
+// a user's browser session.
+func isMachineClass(class string) bool {
+	return class == TokenTypeAPIKey || class == TokenTypeM2M || class == TokenTypeOAuth
+}
 
 // maxTokenSize bounds the work done on a token before anything is verified.
 // Clerk's session token must fit a 4 KiB cookie; templates are larger but
@@ -59,7 +76,7 @@ type verifierConfig struct {
 	authorizedParties []string
 	leeway            time.Duration
 	rolesClaim        string          // "" = defaultRoles
-	accept            map[string]bool // token classes accepted; nil = all
+	accept            map[string]bool // token classes accepted; nil = defaultAccept
 	allowPending      bool
 	cacheSize         int // verified tokens to remember; 0 = no cache
 }
@@ -82,6 +99,9 @@ type verifier struct {
 func newVerifier(keys keyProvider, cfg verifierConfig) *verifier {
 	if cfg.rolesClaim == "" {
 		cfg.rolesClaim = defaultRoles
+	}
+	if cfg.accept == nil {
+		cfg.accept, _ = acceptedClasses(nil)
 	}
 	v := &verifier{verifierConfig: cfg, keys: keys, now: timeNow}
 	if cfg.cacheSize > 0 {
@@ -148,9 +168,11 @@ func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) 
 }
 
 // verifyFresh checks token from scratch. The order follows Clerk's
-// verifyJwt: structure, header, signature, and only then claims, so a forged
-// token learns nothing about which claim would have failed. It also returns
-// the time window in which the token stays valid, for the cache.
+// authenticateRequest and verifyJwt: structure, header, the token's class
+// (refused if the route does not take it, whatever the signature),
+// signature, and only then claims, so a forged token learns nothing about
+// which claim would have failed. It also returns the time window in which
+// the token stays valid, for the cache.
 func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, cacheEntry, error) {
 	if len(token) > maxTokenSize {
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "token is %d bytes, above the %d byte limit", len(token), maxTokenSize)
@@ -165,8 +187,8 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "a JWT has exactly three dot-separated segments")
 	}
 
-	// One stack buffer serves the header, the signing input and the payload
-	// in turn, sparing an allocation for each; what Clerk issues fits it.
+	// One stack buffer serves the header and then the signing input,
+	// sparing an allocation for each; what Clerk issues fits it.
 	var buf [2048]byte
 	var hdr jwtHeader
 	rawJSON, err := decodeSegment(buf[:0], rawHeader)
@@ -180,42 +202,81 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "header has crit parameters, which are not supported")
 	}
-	switch hdr.Typ {
-	case "", `"JWT"`:
-	case `"at+jwt"`, `"application/at+jwt"`:
-		return nil, cacheEntry{}, reject(ReasonTypeMismatch, "OAuth access tokens are not session tokens")
-	default:
-		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "header typ must be JWT or absent")
+
+	// The payload is read before the signature only to tell the token's
+	// class, as Clerk's authenticateRequest does: nothing in it is trusted,
+	// and its errors are reported after the signature verifies.
+	payload, payloadErr := decodeSegment(buf[:0], rawPayload)
+	var c claims
+	claimsErr := payloadErr
+	if claimsErr == nil {
+		claimsErr = c.decode(payload)
 	}
-	class, err := classFromCategory(hdr.Cat)
+	class, err := classify(&hdr, &c, claimsErr == nil)
 	if err != nil {
 		return nil, cacheEntry{}, err
+	}
+	if !v.accept[class] {
+		return nil, cacheEntry{}, reject(ReasonTypeMismatch, "%s tokens are not accepted here", className(class))
+	}
+	if cat, _ := typedString("cat", hdr.Cat); class == TokenTypeM2M && cat != "" && cat != catM2M {
+		// Clerk refuses the category before anything else, with this reason.
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "an M2M token's cat must be absent or the M2M category")
+	}
+
+	id, e, err := v.verifySigned(ctx, token, &hdr, rawHeader, rawPayload, rawSig, buf[:0], class, &c, payload, payloadErr, claimsErr)
+	if err != nil && isMachineClass(class) {
+		err = machineFailure(err)
+	}
+	return id, e, err
+}
+
+// verifySigned is verifyFresh from the typ check on, once the token's class
+// is known and accepted.
+func (v *verifier) verifySigned(ctx context.Context, token string, hdr *jwtHeader, rawHeader, rawPayload, rawSig string, buf []byte,
+	class string, c *claims, payload string, payloadErr, claimsErr error) (*Identity, cacheEntry, error) {
+	switch {
+	case class == TokenTypeOAuth:
+		// classify saw an RFC 9068 typ.
+	case hdr.Typ == "", hdr.Typ == `"JWT"`:
+	default:
+		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "header typ must be JWT or absent")
 	}
 	hash, ok := jwks.Hash(hdr.Alg)
 	if !ok {
 		return nil, cacheEntry{}, reject(ReasonInvalidAlgorithm, "alg %q is not one of RS256, RS384, RS512", truncate(hdr.Alg, 16))
 	}
 
-	pub, err := v.checkSigned(ctx, &hdr, hash, token, len(rawHeader)+1+len(rawPayload), rawSig, buf[:0])
+	pub, err := v.checkSigned(ctx, hdr, hash, token, len(rawHeader)+1+len(rawPayload), rawSig, buf)
 	if err != nil {
 		return nil, cacheEntry{}, err
 	}
 
-	payload, err := decodeSegment(buf[:0], rawPayload)
-	if err != nil {
+	if payloadErr != nil {
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "payload is not base64url")
 	}
-	var c claims
-	if err := c.decode(payload); err != nil {
-		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: %v", err)
+	if claimsErr != nil {
+		return nil, cacheEntry{}, reject(ReasonVerificationFailed, "claims: %v", claimsErr)
 	}
-	id, err := v.checkClaims(&c, payload, class)
+	id, err := v.checkClaims(c, payload, class)
 	if err != nil {
 		return nil, cacheEntry{}, err
 	}
-	e := v.window(&c, id)
+	e := v.window(c, id)
 	e.kid, e.key = hdr.Kid, pub
 	return id, e, nil
+}
+
+// machineFailure re-codes a machine JWT's failure as Clerk's verifyM2MJwt
+// and verifyOAuthJwt do: every check after the class is
+// token-verification-failed, with the specific cause kept in the detail.
+// Keys that cannot be had stay a 503: a Clerk outage is not a bad token.
+func machineFailure(err error) error {
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Reason == ReasonJWKSUnavailable || ve.Reason == ReasonVerificationFailed {
+		return err
+	}
+	return &VerifyError{Reason: ReasonVerificationFailed, Err: fmt.Errorf("%s: %w", ve.Reason, ve.Err)}
 }
 
 // window is when the verified token passes the time checks, with leeway.
@@ -233,23 +294,23 @@ func (v *verifier) window(c *claims, id *Identity) cacheEntry {
 
 // checkClaims applies the claim rules in the order of Clerk's verifyJwt
 // (sub, aud, azp, iss, exp, nbf, iat), each claim's type judged by its own
-// check so a wrong type gets that check's reason code. The checks Clerk
-// leaves to authenticateRequest come with sub (a machine subject) and last
-// (token class, pending session).
+// check so a wrong type gets that check's reason code. Machine tokens skip
+// azp, as Clerk passes no authorized parties for them, and the pending
+// session rule, which only sessions have.
 func (v *verifier) checkClaims(c *claims, payload string, class string) (*Identity, error) {
 	if c.Sub == "" {
 		return nil, reject(ReasonVerificationFailed, "sub claim is missing or empty")
 	}
-	if strings.HasPrefix(c.Sub, "mch_") {
-		return nil, reject(ReasonTypeMismatch, "machine (M2M) tokens are not session tokens")
-	}
+	machine := isMachineClass(class)
 	if len(v.audiences) > 0 {
 		if err := checkAudience(c.Aud, v.audiences); err != nil {
 			return nil, err
 		}
 	}
-	if err := v.checkAuthorizedParty(c.Azp); err != nil {
-		return nil, err
+	if !machine {
+		if err := v.checkAuthorizedParty(c.Azp); err != nil {
+			return nil, err
+		}
 	}
 	iss, mistyped := stringClaim(c.Iss)
 	if mistyped {
@@ -273,16 +334,8 @@ func (v *verifier) checkClaims(c *claims, payload string, class string) (*Identi
 	if c.Iat.set && c.Iat.sec > nowSec+skew {
 		return nil, reject(ReasonIATInFuture, "issued %s in the future", durationSince(nowSec, c.Iat.sec))
 	}
-	if class == "" {
-		// Template tokens carry no sid; Clerk uses that to tell them apart
-		// from sessions when the cat header is absent (older instances).
-		class = TokenTypeTemplate
-		if c.Sid != "" {
-			class = TokenTypeSession
-		}
-	}
-	if v.accept != nil && !v.accept[class] {
-		return nil, reject(ReasonTypeMismatch, "%s tokens are not accepted here", class)
+	if machine {
+		return newMachineIdentity(c, payload, class), nil
 	}
 	id := newIdentity(c, payload, class, v.rolesClaim)
 	if id.SessionStatus == sessionPending && !v.allowPending {
@@ -292,26 +345,54 @@ func (v *verifier) checkClaims(c *claims, payload string, class string) (*Identi
 	return id, nil
 }
 
-// classFromCategory maps the `cat` header to a token class: "" means "decide
-// from the claims". Any category that is not a session or template (M2M,
-// OAuth, or one Clerk adds later) is refused: fail closed.
-func classFromCategory(raw string) (string, error) {
-	if raw == "" {
-		return "", nil
+// classify tells a JWT's class as Clerk's getMachineTokenType does: a
+// machine subject makes an M2M token, whatever else the token says; then an
+// RFC 9068 typ an OAuth access token; then the `cat` header a session or a
+// JWT template, with templates told from sessions by their lack of a sid
+// when the header has no category (older instances). Any other category
+// (M2M on a user subject, one Clerk adds later) is refused: fail closed.
+// readable is false when the claims could not be read; they then say
+// nothing about the class, as in Clerk, where such a token is no machine
+// token.
+func classify(hdr *jwtHeader, c *claims, readable bool) (string, error) {
+	if readable && strings.HasPrefix(c.Sub, machineSubjectPrefix) {
+		return TokenTypeM2M, nil
 	}
-	cat, err := typedString("cat", raw)
-	if err != nil {
-		return "", reject(ReasonTokenInvalid, "header cat is not a string")
+	if readable && (hdr.Typ == `"at+jwt"` || hdr.Typ == `"application/at+jwt"`) {
+		return TokenTypeOAuth, nil
+	}
+	cat := ""
+	if hdr.Cat != "" {
+		var err error
+		if cat, err = typedString("cat", hdr.Cat); err != nil {
+			return "", reject(ReasonTokenInvalid, "header cat is not a string")
+		}
 	}
 	switch cat {
 	case catSession:
 		return TokenTypeSession, nil
 	case catTemplate:
 		return TokenTypeTemplate, nil
-	case catIgnore:
-		return "", nil
+	case "", catIgnore:
+		if c.Sid != "" {
+			return TokenTypeSession, nil
+		}
+		return TokenTypeTemplate, nil
 	}
 	return "", reject(ReasonTypeMismatch, "token category %q is not a session or JWT template", truncate(cat, 32))
+}
+
+// className names a class in messages.
+func className(class string) string {
+	switch class {
+	case TokenTypeAPIKey:
+		return "API key"
+	case TokenTypeM2M:
+		return "M2M"
+	case TokenTypeOAuth:
+		return "OAuth access"
+	}
+	return class
 }
 
 // checkAuthorizedParty checks azp against authorized_parties. azp is read
