@@ -101,15 +101,29 @@ func callKey(endpoint, value string) [sha256.Size]byte {
 	return sha256.Sum256(b)
 }
 
-// charged sends k if the bucket has a token for it.
-func (c *Client) charged(ctx context.Context, k call) ([]byte, error) {
+// exchange sends k if the bucket has a token for it and decodes a 2xx
+// answer with decode, telling the observer either way: a refusal as
+// Limited, a request's outcome, decoded, as a Call. Every failure is an
+// *Error.
+func exchange[T any](ctx context.Context, c *Client, k call, decode func([]byte) (T, error)) (T, error) {
+	var zero T
 	if ok, wait := c.bucket.take(); !ok {
 		c.stats.limited.Add(1)
-		return nil, &Error{Kind: ErrRateLimited, Endpoint: k.endpoint, RetryAfter: wait}
+		c.observer.limited(k.endpoint)
+		return zero, &Error{Kind: ErrRateLimited, Endpoint: k.endpoint, RetryAfter: wait}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	return c.send(ctx, k)
+	body, err := c.send(ctx, k)
+	var val T
+	if err == nil {
+		val, err = decode(body)
+	}
+	c.observer.call(k.endpoint, resultOf(err))
+	if err != nil {
+		return zero, err
+	}
+	return val, nil
 }
 
 // ownError makes the error of a caller whose own context ended while it
@@ -120,16 +134,4 @@ func ownError(endpoint string, err error) error {
 		return transportError(endpoint, err)
 	}
 	return err
-}
-
-// shared sends k through the flights, then the bucket. value is the secret
-// that k resolves (a nonce, a token): only its hash keys the flight.
-func (c *Client) shared(ctx context.Context, k call, value string) ([]byte, error) {
-	body, err := c.flights.do(ctx, callKey(k.endpoint, value), func(ctx context.Context) ([]byte, error) {
-		return c.charged(ctx, k)
-	})
-	if err = ownError(k.endpoint, err); err != nil {
-		return nil, err
-	}
-	return body, nil
 }

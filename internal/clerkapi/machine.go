@@ -33,9 +33,9 @@ type machineEndpoint struct {
 }
 
 var machineEndpoints = [...]machineEndpoint{
-	{APIKey, "POST /api_keys/verify", "/api_keys/verify", "secret", "api_key", "ak_"},
-	{M2MToken, "POST /m2m_tokens/verify", "/m2m_tokens/verify", "token", "machine_to_machine_token", "mt_"},
-	{OAuthToken, "POST /oauth_applications/access_tokens/verify", "/oauth_applications/access_tokens/verify", "access_token", "clerk_idp_oauth_access_token", "oat_"},
+	{APIKey, EndpointAPIKeyVerify, "/api_keys/verify", "secret", "api_key", "ak_"},
+	{M2MToken, EndpointM2MTokenVerify, "/m2m_tokens/verify", "token", "machine_to_machine_token", "mt_"},
+	{OAuthToken, EndpointOAuthTokenVerify, "/oauth_applications/access_tokens/verify", "access_token", "clerk_idp_oauth_access_token", "oat_"},
 }
 
 func endpointOf(kind MachineKind) (int, bool) {
@@ -226,10 +226,10 @@ func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token
 	e := machineEndpoints[i]
 	key := callKey(e.endpoint, token)
 	if m, err, ok := c.machines.get(key); ok {
-		c.machineStats.hits.Add(1)
+		c.lookedUp(true)
 		return m, err
 	}
-	c.machineStats.misses.Add(1)
+	c.lookedUp(false)
 	m, err := c.machineFlights.do(ctx, key, func(ctx context.Context) (Machine, error) {
 		// Checked again inside the flight: a caller that missed just before
 		// the previous flight stored its result must not call again.
@@ -237,12 +237,21 @@ func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token
 			return m, err
 		}
 		k := call{endpoint: e.endpoint, method: http.MethodPost, path: e.path, body: requestBody(e.field, token)}
-		body, err := c.charged(ctx, k)
-		m, err := c.machineResult(i, body, err)
+		m, err := exchange(ctx, c, k, func(body []byte) (Machine, error) { return decodeMachine(e, body) })
+		c.machineStats.counted(i, err)
 		c.machines.put(key, m, err)
 		return m, err
 	})
 	return m, ownError(e.endpoint, err)
+}
+
+func (c *Client) lookedUp(hit bool) {
+	if hit {
+		c.machineStats.hits.Add(1)
+	} else {
+		c.machineStats.misses.Add(1)
+	}
+	c.observer.machineLookup(hit)
 }
 
 // requestBody is {"<field>": token}, as the SDK's JSON.stringify sends it.
@@ -252,28 +261,4 @@ func requestBody(field, token string) []byte {
 		panic("clerkapi: marshaling a string map: " + err.Error()) // cannot fail
 	}
 	return b
-}
-
-// machineResult decodes a call's outcome and counts it.
-func (c *Client) machineResult(i int, body []byte, err error) (Machine, error) {
-	if err == nil {
-		var m Machine
-		m, err = decodeMachine(machineEndpoints[i], body)
-		if err == nil {
-			c.machineStats.count(i, resultValid)
-			return m, nil
-		}
-	}
-	switch {
-	case isKind(err, ErrRateLimited):
-		c.machineStats.limited.Add(1)
-		return Machine{}, err
-	case isKind(err, ErrNotFound):
-		c.machineStats.count(i, resultInvalid)
-	case isKind(err, ErrUnauthorized):
-		c.machineStats.count(i, resultUnauthorized)
-	default:
-		c.machineStats.count(i, resultUnavailable)
-	}
-	return Machine{}, err
 }
