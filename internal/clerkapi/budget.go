@@ -63,12 +63,24 @@ type flight[T any] struct {
 // gets a context that keeps ctx's values but not its cancellation: one
 // caller giving up must not fail the others, so each caller stops waiting
 // on its own ctx instead, and fn must bound itself.
-func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, fn func(context.Context) (T, error)) (T, error) {
+//
+// If cached is not nil, a caller that finds no run for key asks it first,
+// under the lock a run takes to leave; a run that stores its result where
+// cached finds it, before it ends, is thus never repeated by a caller that
+// looked just before it stored. hit reports an answer from cached.
+func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, cached func() (T, error, bool), fn func(context.Context) (T, error)) (val T, err error, hit bool) {
 	f.mu.Lock()
 	fl, joined := f.m[key]
-	if joined {
+	switch {
+	case joined:
 		f.joined.Add(1)
-	} else {
+	case cached != nil:
+		if val, err, hit = cached(); hit {
+			f.mu.Unlock()
+			return val, err, true
+		}
+		fallthrough
+	default:
 		if f.m == nil {
 			f.m = make(map[[sha256.Size]byte]*flight[T])
 		}
@@ -85,10 +97,10 @@ func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, fn func(cont
 	f.mu.Unlock()
 	select {
 	case <-fl.done:
-		return fl.val, fl.err
+		return fl.val, fl.err, false
 	case <-ctx.Done():
 		var zero T
-		return zero, ctx.Err()
+		return zero, ctx.Err(), false
 	}
 }
 

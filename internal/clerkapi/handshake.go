@@ -56,7 +56,7 @@ func (c *Client) HandshakePayload(ctx context.Context, nonce string) ([]string, 
 		path:     handshakePayloadPath,
 		query:    url.Values{"nonce": {nonce}},
 	}
-	d, err := c.flights.do(ctx, callKey(k.endpoint, nonce), func(ctx context.Context) ([]string, error) {
+	d, err, _ := c.flights.do(ctx, callKey(k.endpoint, nonce), nil, func(ctx context.Context) ([]string, error) {
 		return exchange(ctx, c, k, decodeDirectives)
 	})
 	if err = ownError(k.endpoint, err); err != nil {

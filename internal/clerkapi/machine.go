@@ -209,10 +209,19 @@ func decodeMachine(e machineEndpoint, body []byte) (Machine, error) {
 // A token that fails ValidMachineToken is ErrNotFound without a call.
 // Results are cached (see MachineCacheConfig), concurrent calls for one
 // token share one request, and each request draws from the bucket.
+//
+// maxAge is how old a cached valid answer may be for this caller: it is
+// reused only while now < fetched+maxAge, and as always before the token's
+// expiration and the cache's TTL. maxAge <= 0 means the TTL, and one
+// above it is capped at it. Callers sharing a Client thus share its
+// budget and cache yet each bound their own revocation delay. An unknown,
+// revoked or expired answer is reused for NegativeTTL whatever maxAge is;
+// an answer a request fetched while the caller waited is always taken.
+//
 // Errors: ErrNotFound for an unknown, revoked or expired token (Clerk's
 // reason "token-invalid"), ErrUnauthorized if Clerk refuses the secret
 // key, ErrUnavailable (and ErrRateLimited) when no answer can be had.
-func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token string) (Machine, error) {
+func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token string, maxAge time.Duration) (Machine, error) {
 	i, known := endpointOf(kind)
 	if !known || !ValidMachineToken(kind, token) {
 		c.stats.refused.Add(1)
@@ -225,23 +234,20 @@ func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token
 	}
 	e := machineEndpoints[i]
 	key := callKey(e.endpoint, token)
-	if m, err, ok := c.machines.get(key); ok {
+	if m, err, ok := c.machines.get(key, maxAge); ok {
 		c.lookedUp(true)
 		return m, err
 	}
-	c.lookedUp(false)
-	m, err := c.machineFlights.do(ctx, key, func(ctx context.Context) (Machine, error) {
-		// Checked again inside the flight: a caller that missed just before
-		// the previous flight stored its result must not call again.
-		if m, err, ok := c.machines.get(key); ok {
+	m, err, hit := c.machineFlights.do(ctx, key,
+		func() (Machine, error, bool) { return c.machines.get(key, maxAge) },
+		func(ctx context.Context) (Machine, error) {
+			k := call{endpoint: e.endpoint, method: http.MethodPost, path: e.path, body: requestBody(e.field, token)}
+			m, err := exchange(ctx, c, k, func(body []byte) (Machine, error) { return decodeMachine(e, body) })
+			c.machineStats.counted(i, err)
+			c.machines.put(key, m, err)
 			return m, err
-		}
-		k := call{endpoint: e.endpoint, method: http.MethodPost, path: e.path, body: requestBody(e.field, token)}
-		m, err := exchange(ctx, c, k, func(body []byte) (Machine, error) { return decodeMachine(e, body) })
-		c.machineStats.counted(i, err)
-		c.machines.put(key, m, err)
-		return m, err
-	})
+		})
+	c.lookedUp(hit)
 	return m, ownError(e.endpoint, err)
 }
 
