@@ -283,27 +283,3 @@ func TestMachineCacheConfig(t *testing.T) {
 		t.Errorf("defaults %+v", got)
 	}
 }
-
-// BenchmarkCachedMachineToken is the cost of a verification the cache
-// answers: what every request with a known opaque token pays.
-func BenchmarkCachedMachineToken(b *testing.B) {
-	iss := clerktest.Start(b)
-	c, err := New(Config{SecretKey: iss.SecretKey(), BaseURL: iss.APIURL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	token := issueFor(iss, APIKey, time.Time{})
-	ctx := context.Background()
-	if _, err := c.VerifyMachineToken(ctx, APIKey, token, 0); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.VerifyMachineToken(ctx, APIKey, token, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if calls := iss.MachineStats().APIKeyCalls; calls != 1 {
-		b.Fatalf("%d calls, want 1", calls)
-	}
-}
