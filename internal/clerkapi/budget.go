@@ -63,12 +63,24 @@ type flight[T any] struct {
 // gets a context that keeps ctx's values but not its cancellation: one
 // caller giving up must not fail the others, so each caller stops waiting
 // on its own ctx instead, and fn must bound itself.
-func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, fn func(context.Context) (T, error)) (T, error) {
+//
+// If cached is not nil, a caller that finds no run for key asks it first,
+// under the lock a run takes to leave; a run that stores its result where
+// cached finds it, before it ends, is thus never repeated by a caller that
+// looked just before it stored. hit reports an answer from cached.
+func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, cached func() (T, error, bool), fn func(context.Context) (T, error)) (val T, err error, hit bool) {
 	f.mu.Lock()
 	fl, joined := f.m[key]
-	if joined {
+	switch {
+	case joined:
 		f.joined.Add(1)
-	} else {
+	case cached != nil:
+		if val, err, hit = cached(); hit {
+			f.mu.Unlock()
+			return val, err, true
+		}
+		fallthrough
+	default:
 		if f.m == nil {
 			f.m = make(map[[sha256.Size]byte]*flight[T])
 		}
@@ -85,10 +97,10 @@ func (f *flights[T]) do(ctx context.Context, key [sha256.Size]byte, fn func(cont
 	f.mu.Unlock()
 	select {
 	case <-fl.done:
-		return fl.val, fl.err
+		return fl.val, fl.err, false
 	case <-ctx.Done():
 		var zero T
-		return zero, ctx.Err()
+		return zero, ctx.Err(), false
 	}
 }
 
@@ -101,15 +113,29 @@ func callKey(endpoint, value string) [sha256.Size]byte {
 	return sha256.Sum256(b)
 }
 
-// charged sends k if the bucket has a token for it.
-func (c *Client) charged(ctx context.Context, k call) ([]byte, error) {
+// exchange sends k if the bucket has a token for it and decodes a 2xx
+// answer with decode, telling the observer either way: a refusal as
+// Limited, a request's outcome, decoded, as a Call. Every failure is an
+// *Error.
+func exchange[T any](ctx context.Context, c *Client, k call, decode func([]byte) (T, error)) (T, error) {
+	var zero T
 	if ok, wait := c.bucket.take(); !ok {
 		c.stats.limited.Add(1)
-		return nil, &Error{Kind: ErrRateLimited, Endpoint: k.endpoint, RetryAfter: wait}
+		c.observer.limited(k.endpoint)
+		return zero, &Error{Kind: ErrRateLimited, Endpoint: k.endpoint, RetryAfter: wait}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	return c.send(ctx, k)
+	body, err := c.send(ctx, k)
+	var val T
+	if err == nil {
+		val, err = decode(body)
+	}
+	c.observer.call(k.endpoint, resultOf(err))
+	if err != nil {
+		return zero, err
+	}
+	return val, nil
 }
 
 // ownError makes the error of a caller whose own context ended while it
@@ -120,16 +146,4 @@ func ownError(endpoint string, err error) error {
 		return transportError(endpoint, err)
 	}
 	return err
-}
-
-// shared sends k through the flights, then the bucket. value is the secret
-// that k resolves (a nonce, a token): only its hash keys the flight.
-func (c *Client) shared(ctx context.Context, k call, value string) ([]byte, error) {
-	body, err := c.flights.do(ctx, callKey(k.endpoint, value), func(ctx context.Context) ([]byte, error) {
-		return c.charged(ctx, k)
-	})
-	if err = ownError(k.endpoint, err); err != nil {
-		return nil, err
-	}
-	return body, nil
 }

@@ -50,6 +50,56 @@ func TestBucket(t *testing.T) {
 	}
 }
 
+// TestFlightsAskCached checks when do consults cached: only when no run
+// is in flight, and then instead of starting one if it has the answer.
+func TestFlightsAskCached(t *testing.T) {
+	key := callKey("test", "value")
+	tests := []struct {
+		name      string
+		inFlight  bool // a run for key is in flight, held until the end
+		cachedHit bool
+		wantVal   string
+		wantHit   bool
+		wantRuns  int
+		wantAsked bool
+	}{
+		{"no run, cached has it", false, true, "cached", true, 0, true},
+		{"no run, cached has not", false, false, "run", false, 1, true},
+		{"a run in flight is joined", true, true, "run", false, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var f flights[string]
+			runs, asked := 0, false
+			running, release := make(chan struct{}, 1), make(chan struct{})
+			run := func(context.Context) (string, error) {
+				runs++
+				running <- struct{}{}
+				<-release
+				return "run", nil
+			}
+			cached := func() (string, error, bool) { asked = true; return "cached", nil, tc.cachedHit }
+			if tc.inFlight {
+				go f.do(context.Background(), key, nil, run)
+				<-running
+				go func() {
+					for f.joined.Load() == 0 {
+						runtime.Gosched()
+					}
+					close(release)
+				}()
+			} else {
+				close(release)
+			}
+			val, err, hit := f.do(context.Background(), key, cached, run)
+			if err != nil || val != tc.wantVal || hit != tc.wantHit || runs != tc.wantRuns || asked != tc.wantAsked {
+				t.Errorf("do = %q, %v, hit %v after %d runs, cached asked %v; want %q, hit %v, %d runs, asked %v",
+					val, err, hit, runs, asked, tc.wantVal, tc.wantHit, tc.wantRuns, tc.wantAsked)
+			}
+		})
+	}
+}
+
 func TestValidNonce(t *testing.T) {
 	tests := []struct {
 		nonce string

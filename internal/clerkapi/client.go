@@ -76,19 +76,22 @@ type Config struct {
 	Now func() time.Time
 	// Machine configures the machine-token result cache.
 	Machine MachineCacheConfig
+	// Observer is told of calls, cache look-ups and refusals, for metrics.
+	Observer Observer
 }
 
 // Client calls the Backend API of one Clerk instance. It is safe for
 // concurrent use; share one per secret key, since its bucket and its
 // shared calls only bound the traffic of its own callers.
 type Client struct {
-	secret  string
-	base    string
-	http    *http.Client
-	timeout time.Duration
-	bucket  *bucket
-	flights flights[[]byte]
-	stats   counters
+	secret   string
+	base     string
+	http     *http.Client
+	timeout  time.Duration
+	bucket   *bucket
+	flights  flights[[]string]
+	stats    counters
+	observer Observer
 
 	machineFlights flights[Machine]
 	machines       *machineCache
@@ -158,6 +161,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:  timeout,
 		bucket:   newBucket(rate, burst, now),
 		machines: newMachineCache(machine, now),
+		observer: cfg.Observer,
 	}, nil
 }
 
@@ -184,7 +188,7 @@ func printableASCII(s string) bool {
 // body holds the secret value being resolved, so neither is ever put in an
 // error.
 type call struct {
-	endpoint string // e.g. "GET /v1/clients/handshake_payload", for errors
+	endpoint string // one of the Endpoint* constants, for errors and the Observer
 	method   string
 	path     string
 	query    url.Values

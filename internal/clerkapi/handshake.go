@@ -5,15 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
 // handshakePayloadPath is ClientAPI.getHandshakePayload's endpoint in the
 // pinned SDK: clients base path, versioned URL.
-const (
-	handshakePayloadPath     = "/v1/clients/handshake_payload"
-	handshakePayloadEndpoint = http.MethodGet + " " + handshakePayloadPath
-)
+const handshakePayloadPath = "/v1/clients/handshake_payload"
 
 // MaxNonceLen bounds a handshake nonce. Clerk documents no format; its
 // nonces travel in a URL query and a cookie, so anything longer than this,
@@ -50,30 +48,39 @@ func ValidNonce(s string) bool {
 func (c *Client) HandshakePayload(ctx context.Context, nonce string) ([]string, error) {
 	if !ValidNonce(nonce) {
 		c.stats.refused.Add(1)
-		return nil, &Error{Kind: ErrNotFound, Endpoint: handshakePayloadEndpoint, detail: "the nonce cannot be valid, so it was not sent"}
+		return nil, &Error{Kind: ErrNotFound, Endpoint: EndpointHandshakePayload, detail: "the nonce cannot be valid, so it was not sent"}
 	}
 	k := call{
-		endpoint: handshakePayloadEndpoint,
+		endpoint: EndpointHandshakePayload,
 		method:   http.MethodGet,
 		path:     handshakePayloadPath,
 		query:    url.Values{"nonce": {nonce}},
 	}
-	body, err := c.shared(ctx, k, nonce)
-	if err != nil {
+	d, err, _ := c.flights.do(ctx, callKey(k.endpoint, nonce), nil, func(ctx context.Context) ([]string, error) {
+		return exchange(ctx, c, k, decodeDirectives)
+	})
+	if err = ownError(k.endpoint, err); err != nil {
 		return nil, err
 	}
+	// Each caller gets its own slice: they all shared one answer.
+	return slices.Clone(d), nil
+}
+
+// decodeDirectives checks a 2xx answer of the handshake payload endpoint
+// and returns its directives.
+func decodeDirectives(body []byte) ([]string, error) {
 	var doc struct {
 		Directives *[]string `json:"directives"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil || doc.Directives == nil {
-		return nil, &Error{Kind: ErrUnavailable, Endpoint: k.endpoint, Status: http.StatusOK,
+		return nil, &Error{Kind: ErrUnavailable, Endpoint: EndpointHandshakePayload, Status: http.StatusOK,
 			detail: `the answer is not {"directives": [strings]}`}
 	}
 	for _, d := range *doc.Directives {
 		// Each one becomes a Set-Cookie header: a line break would be a
 		// header injection, and an empty one means nothing.
 		if d == "" || strings.ContainsAny(d, "\r\n\x00") {
-			return nil, &Error{Kind: ErrUnavailable, Endpoint: k.endpoint, Status: http.StatusOK,
+			return nil, &Error{Kind: ErrUnavailable, Endpoint: EndpointHandshakePayload, Status: http.StatusOK,
 				detail: "a directive is empty or holds a line break"}
 		}
 	}

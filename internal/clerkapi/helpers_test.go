@@ -3,11 +3,13 @@ package clerkapi
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,4 +119,40 @@ func checkError(t *testing.T, err, wantKind error, wantStatus int, wantRetry tim
 	if leaks(err.Error(), secrets...) {
 		t.Errorf("error %q shows a token, nonce or secret", err)
 	}
+}
+
+// observed records what an Observer is told, as "call <endpoint> <result>",
+// "limited <endpoint>" and "lookup hit" or "lookup miss", with counts.
+type observed struct {
+	mu     sync.Mutex
+	events map[string]int
+}
+
+func (o *observed) add(event string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.events == nil {
+		o.events = make(map[string]int)
+	}
+	o.events[event]++
+}
+
+func (o *observed) observer() Observer {
+	return Observer{
+		Call:    func(endpoint, result string) { o.add("call " + endpoint + " " + result) },
+		Limited: func(endpoint string) { o.add("limited " + endpoint) },
+		MachineLookup: func(hit bool) {
+			if hit {
+				o.add("lookup hit")
+			} else {
+				o.add("lookup miss")
+			}
+		},
+	}
+}
+
+func (o *observed) counts() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.events)
 }

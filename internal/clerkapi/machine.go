@@ -33,9 +33,9 @@ type machineEndpoint struct {
 }
 
 var machineEndpoints = [...]machineEndpoint{
-	{APIKey, "POST /api_keys/verify", "/api_keys/verify", "secret", "api_key", "ak_"},
-	{M2MToken, "POST /m2m_tokens/verify", "/m2m_tokens/verify", "token", "machine_to_machine_token", "mt_"},
-	{OAuthToken, "POST /oauth_applications/access_tokens/verify", "/oauth_applications/access_tokens/verify", "access_token", "clerk_idp_oauth_access_token", "oat_"},
+	{APIKey, EndpointAPIKeyVerify, "/api_keys/verify", "secret", "api_key", "ak_"},
+	{M2MToken, EndpointM2MTokenVerify, "/m2m_tokens/verify", "token", "machine_to_machine_token", "mt_"},
+	{OAuthToken, EndpointOAuthTokenVerify, "/oauth_applications/access_tokens/verify", "access_token", "clerk_idp_oauth_access_token", "oat_"},
 }
 
 func endpointOf(kind MachineKind) (int, bool) {
@@ -209,10 +209,19 @@ func decodeMachine(e machineEndpoint, body []byte) (Machine, error) {
 // A token that fails ValidMachineToken is ErrNotFound without a call.
 // Results are cached (see MachineCacheConfig), concurrent calls for one
 // token share one request, and each request draws from the bucket.
+//
+// maxAge is how old a cached valid answer may be for this caller: it is
+// reused only while now < fetched+maxAge, and as always before the token's
+// expiration and the cache's TTL. maxAge <= 0 means the TTL, and one
+// above it is capped at it. Callers sharing a Client thus share its
+// budget and cache yet each bound their own revocation delay. An unknown,
+// revoked or expired answer is reused for NegativeTTL whatever maxAge is;
+// an answer a request fetched while the caller waited is always taken.
+//
 // Errors: ErrNotFound for an unknown, revoked or expired token (Clerk's
 // reason "token-invalid"), ErrUnauthorized if Clerk refuses the secret
 // key, ErrUnavailable (and ErrRateLimited) when no answer can be had.
-func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token string) (Machine, error) {
+func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token string, maxAge time.Duration) (Machine, error) {
 	i, known := endpointOf(kind)
 	if !known || !ValidMachineToken(kind, token) {
 		c.stats.refused.Add(1)
@@ -225,24 +234,30 @@ func (c *Client) VerifyMachineToken(ctx context.Context, kind MachineKind, token
 	}
 	e := machineEndpoints[i]
 	key := callKey(e.endpoint, token)
-	if m, err, ok := c.machines.get(key); ok {
-		c.machineStats.hits.Add(1)
+	if m, err, ok := c.machines.get(key, maxAge); ok {
+		c.lookedUp(true)
 		return m, err
 	}
-	c.machineStats.misses.Add(1)
-	m, err := c.machineFlights.do(ctx, key, func(ctx context.Context) (Machine, error) {
-		// Checked again inside the flight: a caller that missed just before
-		// the previous flight stored its result must not call again.
-		if m, err, ok := c.machines.get(key); ok {
+	m, err, hit := c.machineFlights.do(ctx, key,
+		func() (Machine, error, bool) { return c.machines.get(key, maxAge) },
+		func(ctx context.Context) (Machine, error) {
+			k := call{endpoint: e.endpoint, method: http.MethodPost, path: e.path, body: requestBody(e.field, token)}
+			m, err := exchange(ctx, c, k, func(body []byte) (Machine, error) { return decodeMachine(e, body) })
+			c.machineStats.counted(i, err)
+			c.machines.put(key, m, err)
 			return m, err
-		}
-		k := call{endpoint: e.endpoint, method: http.MethodPost, path: e.path, body: requestBody(e.field, token)}
-		body, err := c.charged(ctx, k)
-		m, err := c.machineResult(i, body, err)
-		c.machines.put(key, m, err)
-		return m, err
-	})
+		})
+	c.lookedUp(hit)
 	return m, ownError(e.endpoint, err)
+}
+
+func (c *Client) lookedUp(hit bool) {
+	if hit {
+		c.machineStats.hits.Add(1)
+	} else {
+		c.machineStats.misses.Add(1)
+	}
+	c.observer.machineLookup(hit)
 }
 
 // requestBody is {"<field>": token}, as the SDK's JSON.stringify sends it.
@@ -252,28 +267,4 @@ func requestBody(field, token string) []byte {
 		panic("clerkapi: marshaling a string map: " + err.Error()) // cannot fail
 	}
 	return b
-}
-
-// machineResult decodes a call's outcome and counts it.
-func (c *Client) machineResult(i int, body []byte, err error) (Machine, error) {
-	if err == nil {
-		var m Machine
-		m, err = decodeMachine(machineEndpoints[i], body)
-		if err == nil {
-			c.machineStats.count(i, resultValid)
-			return m, nil
-		}
-	}
-	switch {
-	case isKind(err, ErrRateLimited):
-		c.machineStats.limited.Add(1)
-		return Machine{}, err
-	case isKind(err, ErrNotFound):
-		c.machineStats.count(i, resultInvalid)
-	case isKind(err, ErrUnauthorized):
-		c.machineStats.count(i, resultUnauthorized)
-	default:
-		c.machineStats.count(i, resultUnavailable)
-	}
-	return Machine{}, err
 }

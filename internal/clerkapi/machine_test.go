@@ -124,7 +124,7 @@ func TestVerifyMachineTokenSendsClerksRequest(t *testing.T) {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			c, _ := newClient(t, srv.URL, iss.SecretKey())
 			token := issueFor(iss, tc.kind, time.Time{})
-			if _, err := c.VerifyMachineToken(context.Background(), tc.kind, token); err != nil {
+			if _, err := c.VerifyMachineToken(context.Background(), tc.kind, token, 0); err != nil {
 				t.Fatal(err)
 			}
 			r := <-seen
@@ -162,7 +162,7 @@ func TestVerifyMachineTokenAnswers(t *testing.T) {
 			t.Run(string(kind), func(t *testing.T) {
 				c, _ := newClient(t, iss.APIURL(), iss.SecretKey())
 				token := issueFor(iss, kind, expiration)
-				m, err := c.VerifyMachineToken(context.Background(), kind, token)
+				m, err := c.VerifyMachineToken(context.Background(), kind, token, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -215,7 +215,7 @@ func TestVerifyMachineTokenAnswers(t *testing.T) {
 					iss.SetMachineFault(*tc.fault)
 					defer iss.ClearMachineFault()
 				}
-				_, err := c.VerifyMachineToken(context.Background(), kind, token)
+				_, err := c.VerifyMachineToken(context.Background(), kind, token, 0)
 				checkError(t, err, tc.wantKind, tc.wantStatus, tc.wantRetry, tc.wantCause, token, secret, iss.SecretKey())
 				calls := c.MachineStats().Calls[kind]
 				if calls.Valid+calls.Invalid+calls.Unauthorized+calls.Unavailable != 1 {
@@ -231,7 +231,7 @@ func TestVerifyMachineTokenAnswers(t *testing.T) {
 			token := issueFor(down, kind, time.Time{})
 			c, _ := newClient(t, down.APIURL(), down.SecretKey())
 			down.Close()
-			_, err := c.VerifyMachineToken(context.Background(), kind, token)
+			_, err := c.VerifyMachineToken(context.Background(), kind, token, 0)
 			if !errors.Is(err, ErrUnavailable) || leaks(err.Error(), token, down.SecretKey()) {
 				t.Errorf("%s: error %v, want ErrUnavailable without the token", kind, err)
 			}

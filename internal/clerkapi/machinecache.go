@@ -30,7 +30,9 @@ const (
 // take the defaults; negative ones are refused.
 type MachineCacheConfig struct {
 	// TTL bounds a valid answer's reuse, which never outlives the token's
-	// own expiration either: the revocation delay.
+	// own expiration either: the revocation delay. It is also the upper
+	// bound of VerifyMachineToken's maxAge, so that callers with different
+	// needs can share one cache: set it to the longest any of them asks.
 	TTL time.Duration
 	// NegativeTTL is how long an unknown, revoked or expired answer is
 	// reused. Unavailable answers and a refused secret key are never kept.
@@ -67,18 +69,21 @@ type machineCache struct {
 }
 
 type machineEntry struct {
-	key   [sha256.Size]byte
-	m     Machine
-	err   error // nil or an ErrNotFound *Error
-	until time.Time
+	key     [sha256.Size]byte
+	m       Machine
+	err     error     // nil or an ErrNotFound *Error
+	fetched time.Time // when the answer was stored
+	until   time.Time // when it may no longer be reused by anyone
 }
 
 func newMachineCache(cfg MachineCacheConfig, now func() time.Time) *machineCache {
 	return &machineCache{cfg: cfg, now: now, entries: make(map[[sha256.Size]byte]*list.Element)}
 }
 
-// get is the live answer for key, if any.
-func (c *machineCache) get(key [sha256.Size]byte) (Machine, error, bool) {
+// get is the live answer for key, if any, and if it is a valid one, only
+// while it is younger than maxAge. maxAge <= 0, or above the TTL, is the
+// TTL: until already holds that bound.
+func (c *machineCache) get(key [sha256.Size]byte, maxAge time.Duration) (Machine, error, bool) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -90,6 +95,11 @@ func (c *machineCache) get(key [sha256.Size]byte) (Machine, error, bool) {
 	if !now.Before(e.until) {
 		c.lru.Remove(el)
 		delete(c.entries, key)
+		return Machine{}, nil, false
+	}
+	if e.err == nil && maxAge > 0 && !now.Before(e.fetched.Add(maxAge)) {
+		// Too old for this caller only: one with a longer maxAge may still
+		// use it, and the answer this caller fetches will replace it.
 		return Machine{}, nil, false
 	}
 	c.lru.MoveToFront(el)
@@ -118,11 +128,11 @@ func (c *machineCache) put(key [sha256.Size]byte, m Machine, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {
-		el.Value = &machineEntry{key: key, m: m, err: err, until: until}
+		el.Value = &machineEntry{key: key, m: m, err: err, fetched: now, until: until}
 		c.lru.MoveToFront(el)
 		return
 	}
-	c.entries[key] = c.lru.PushFront(&machineEntry{key: key, m: m, err: err, until: until})
+	c.entries[key] = c.lru.PushFront(&machineEntry{key: key, m: m, err: err, fetched: now, until: until})
 	for c.lru.Len() > c.cfg.Entries {
 		oldest := c.lru.Back()
 		c.lru.Remove(oldest)

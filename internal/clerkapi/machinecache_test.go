@@ -26,7 +26,7 @@ func TestConcurrentCallsForOneTokenShareOneRequest(t *testing.T) {
 	var wg sync.WaitGroup
 	for range callers {
 		wg.Go(func() {
-			m, err := c.VerifyMachineToken(context.Background(), APIKey, token)
+			m, err := c.VerifyMachineToken(context.Background(), APIKey, token, 0)
 			if err == nil && m.Subject != "user_alice" {
 				err = fmt.Errorf("subject %q", m.Subject)
 			}
@@ -47,7 +47,7 @@ func TestConcurrentCallsForOneTokenShareOneRequest(t *testing.T) {
 	if got := iss.MachineStats().APIKeyCalls; got != 1 {
 		t.Errorf("%d Backend API calls for %d concurrent callers of one token, want 1", got, callers)
 	}
-	if _, err := c.VerifyMachineToken(context.Background(), APIKey, token); err != nil || iss.MachineStats().APIKeyCalls != 1 {
+	if _, err := c.VerifyMachineToken(context.Background(), APIKey, token, 0); err != nil || iss.MachineStats().APIKeyCalls != 1 {
 		t.Errorf("a later caller: %v, %d calls; want the cached answer", err, iss.MachineStats().APIKeyCalls)
 	}
 	s := c.MachineStats()
@@ -86,7 +86,7 @@ func TestMadeUpTokensSpendAtMostTheBudget(t *testing.T) {
 			for i := range flood {
 				wg.Go(func() {
 					token := tc.token(i)
-					_, err := c.VerifyMachineToken(context.Background(), APIKey, token)
+					_, err := c.VerifyMachineToken(context.Background(), APIKey, token, 0)
 					if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRateLimited) || leaks(err.Error(), token) {
 						t.Errorf("%.20q: %v, want not found or rate limited, without the token", token, err)
 					}
@@ -119,7 +119,7 @@ func TestTheCacheNeverExceedsItsBound(t *testing.T) {
 		issued[i] = issueFor(iss, M2MToken, time.Time{})
 	}
 	for i, token := range issued {
-		if _, err := c.VerifyMachineToken(context.Background(), M2MToken, token); err != nil {
+		if _, err := c.VerifyMachineToken(context.Background(), M2MToken, token, 0); err != nil {
 			t.Fatal(err)
 		}
 		if n := c.MachineStats().CacheEntries; n != min(i+1, entries) {
@@ -128,8 +128,8 @@ func TestTheCacheNeverExceedsItsBound(t *testing.T) {
 	}
 	// The most recent stay; the oldest were evicted and cost a call again.
 	before := iss.MachineStats().M2MTokenCalls
-	c.VerifyMachineToken(context.Background(), M2MToken, issued[tokens-1])
-	c.VerifyMachineToken(context.Background(), M2MToken, issued[0])
+	c.VerifyMachineToken(context.Background(), M2MToken, issued[tokens-1], 0)
+	c.VerifyMachineToken(context.Background(), M2MToken, issued[0], 0)
 	if got := iss.MachineStats().M2MTokenCalls - before; got != 1 {
 		t.Errorf("%d calls for the newest and the oldest token, want 1", got)
 	}
@@ -173,11 +173,62 @@ func TestCacheLifetimes(t *testing.T) {
 		if s.revoke {
 			iss.Revoke(s.token)
 		}
-		_, err := c.VerifyMachineToken(context.Background(), s.kind, s.token)
+		_, err := c.VerifyMachineToken(context.Background(), s.kind, s.token, 0)
 		calls := machineCalls(iss)
 		if !errors.Is(err, s.wantErr) || (s.wantErr == nil && err != nil) || calls != s.wantCalls {
 			t.Fatalf("%s: %v after %d calls, want %v after %d", s.name, err, calls, s.wantErr, s.wantCalls)
 		}
+	}
+}
+
+// TestMaxAge walks the injected clock through callers sharing one cache
+// with different maxAge: each reuses a valid answer only while it is
+// younger than its own bound, the TTL caps every bound, and refusals keep
+// the negative TTL whatever the bound.
+func TestMaxAge(t *testing.T) {
+	const ttl, negative = 30 * time.Second, 10 * time.Second
+	iss := clerktest.Start(t)
+	c, clock := newClient(t, iss.APIURL(), iss.SecretKey(), func(cfg *Config) {
+		cfg.Machine.TTL, cfg.Machine.NegativeTTL = ttl, negative
+	})
+	iss.SetNow(clock.Now)
+	token := issueFor(iss, APIKey, time.Time{})
+
+	steps := []struct {
+		name      string
+		advance   time.Duration
+		revoke    bool
+		maxAge    time.Duration
+		wantErr   error
+		wantCalls int64 // in total so far
+	}{
+		{"first use calls Clerk", 0, false, 5 * time.Second, nil, 1},
+		{"younger than maxAge: cached", 4 * time.Second, false, 5 * time.Second, nil, 1},
+		{"as old as maxAge: called again", time.Second, false, 5 * time.Second, nil, 2},
+		{"0 is the TTL", 0, false, 0, nil, 2},
+		{"a longer maxAge reuses it", 15 * time.Second, false, 20 * time.Second, nil, 2},
+		{"a shorter one does not", 0, false, 10 * time.Second, nil, 3},
+		{"and its answer serves the others", 29 * time.Second, false, 0, nil, 3},
+		{"above the TTL is capped at it", 0, false, time.Hour, nil, 3},
+		{"the TTL ends every maxAge", time.Second, false, time.Hour, nil, 4},
+		{"negative is the TTL", ttl - time.Second, false, -1, nil, 4},
+		{"a revocation is seen once the answer is too old", time.Second, true, -1, ErrNotFound, 5},
+		{"the refusal is reused whatever maxAge", negative - time.Second, false, time.Nanosecond, ErrNotFound, 5},
+		{"for the negative TTL", time.Second, false, time.Hour, ErrNotFound, 6},
+	}
+	for _, s := range steps {
+		clock.Advance(s.advance)
+		if s.revoke {
+			iss.Revoke(token)
+		}
+		m, err := c.VerifyMachineToken(context.Background(), APIKey, token, s.maxAge)
+		calls := iss.MachineStats().APIKeyCalls
+		if !errors.Is(err, s.wantErr) || (s.wantErr == nil && (err != nil || m.Subject != "user_alice")) || calls != s.wantCalls {
+			t.Fatalf("%s: %v after %d calls, want %v after %d", s.name, err, calls, s.wantErr, s.wantCalls)
+		}
+	}
+	if n := c.MachineStats().CacheEntries; n != 1 {
+		t.Errorf("%d cache entries for one token, want 1", n)
 	}
 }
 
@@ -204,7 +255,7 @@ func TestUnavailableAnswersAreNotCached(t *testing.T) {
 				if tc.fault != nil {
 					iss.SetMachineFault(*tc.fault)
 				}
-				if _, err := c.VerifyMachineToken(context.Background(), APIKey, token); err == nil {
+				if _, err := c.VerifyMachineToken(context.Background(), APIKey, token, 0); err == nil {
 					t.Fatal("no error")
 				}
 			}
@@ -230,29 +281,5 @@ func TestMachineCacheConfig(t *testing.T) {
 	}
 	if got := c.machines.cfg; got != (MachineCacheConfig{DefaultMachineCacheTTL, DefaultMachineNegativeTTL, DefaultMachineCacheEntries}) {
 		t.Errorf("defaults %+v", got)
-	}
-}
-
-// BenchmarkCachedMachineToken is the cost of a verification the cache
-// answers: what every request with a known opaque token pays.
-func BenchmarkCachedMachineToken(b *testing.B) {
-	iss := clerktest.Start(b)
-	c, err := New(Config{SecretKey: iss.SecretKey(), BaseURL: iss.APIURL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	token := issueFor(iss, APIKey, time.Time{})
-	ctx := context.Background()
-	if _, err := c.VerifyMachineToken(ctx, APIKey, token); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.VerifyMachineToken(ctx, APIKey, token); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if calls := iss.MachineStats().APIKeyCalls; calls != 1 {
-		b.Fatalf("%d calls, want 1", calls)
 	}
 }

@@ -2,25 +2,24 @@ package clerkapi
 
 import "sync/atomic"
 
-// Results of a machine-token call, the "result" label of its metrics.
-const (
-	resultValid = iota
-	resultInvalid
-	resultUnauthorized
-	resultUnavailable
-	resultCount
-)
-
 type machineCounters struct {
 	calls                          [len(machineEndpoints)][resultCount]atomic.Int64
 	hits, misses, limited, refused atomic.Int64
 }
 
-func (s *machineCounters) count(endpoint, result int) { s.calls[endpoint][result].Add(1) }
+// counted counts the outcome err of a call to machineEndpoints[endpoint]:
+// a refusal of the bucket, or a request's result.
+func (s *machineCounters) counted(endpoint int, err error) {
+	if isKind(err, ErrRateLimited) {
+		s.limited.Add(1)
+		return
+	}
+	s.calls[endpoint][resultOf(err)].Add(1)
+}
 
 // CallResults counts the Backend API calls of one endpoint by outcome.
 type CallResults struct {
-	Valid        int64 // 2xx with a valid token
+	Valid        int64 // 2xx with a valid token (ResultOK)
 	Invalid      int64 // unknown, revoked or expired (404, 400, 422, or flags)
 	Unauthorized int64 // 401: the secret key was refused
 	Unavailable  int64 // 429, 5xx, timeouts, outages, unreadable answers
@@ -56,7 +55,7 @@ func (c *Client) MachineStats() MachineStats {
 	for i, e := range machineEndpoints {
 		r := &c.machineStats.calls[i]
 		s.Calls[e.kind] = CallResults{
-			Valid:        r[resultValid].Load(),
+			Valid:        r[resultOK].Load(),
 			Invalid:      r[resultInvalid].Load(),
 			Unauthorized: r[resultUnauthorized].Load(),
 			Unavailable:  r[resultUnavailable].Load(),
