@@ -93,6 +93,7 @@ func (h *Handler) apiClient() (*clerkapi.Client, error) {
 			Rate:      h.backend.rate,
 			Burst:     h.backend.burst,
 			Machine:   clerkapi.MachineCacheConfig{TTL: maxMachineCacheTTL},
+			Observer:  backendAPIObserver,
 		})
 		if err != nil {
 			return nil, err

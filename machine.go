@@ -161,7 +161,7 @@ func (m *machineVerifier) verify(ctx context.Context, kind clerkapi.MachineKind,
 	if m.client == nil {
 		return nil, reject(ReasonTokenInvalid, "opaque %s tokens are verified with the Backend API, which needs secret_key", className(class))
 	}
-	got, err := m.client.VerifyMachineToken(ctx, kind, token)
+	got, err := m.client.VerifyMachineToken(ctx, kind, token, m.maxAge)
 	switch {
 	case err == nil:
 	case errors.Is(err, clerkapi.ErrNotFound):

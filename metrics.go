@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
@@ -33,6 +34,11 @@ var metrics = struct {
 	// unavailable).
 	handshakes       *prometheus.CounterVec
 	handshakeReturns *prometheus.CounterVec
+	// The Backend API budget: calls by endpoint and result, calls our own
+	// token bucket refused, and machine-token answers from the cache.
+	backendCalls   *prometheus.CounterVec
+	backendLimited *prometheus.CounterVec
+	machineCache   *prometheus.CounterVec
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace,
@@ -64,6 +70,24 @@ var metrics = struct {
 		Name:      "handshake_returns_total",
 		Help:      "Handshake payloads received back, by format (nonce, token) and result (applied, refused, unavailable).",
 	}, []string{"format", "result"}),
+	backendCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "backend_api_calls_total",
+		Help:      "Requests sent to Clerk's Backend API, by endpoint and result (ok, invalid, unauthorized, unavailable).",
+	}, []string{"endpoint", "result"}),
+	backendLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "backend_api_rate_limited_total",
+		Help:      "Backend API calls not made because backend_api_rate was spent, by endpoint; each became a 503.",
+	}, []string{"endpoint"}),
+	machineCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "machine_token_cache_total",
+		Help:      "Opaque machine-token verifications, by whether the cache answered (hit) or a Backend API call was needed or joined (miss).",
+	}, []string{"result"}),
 }
 
 // The counters bumped on every request are resolved once: WithLabelValues
@@ -73,6 +97,25 @@ var (
 	tokenCacheHits  = metrics.tokenCache.WithLabelValues("hit")
 	tokenCacheMiss  = metrics.tokenCache.WithLabelValues("miss")
 )
+
+var (
+	machineCacheHits = metrics.machineCache.WithLabelValues("hit")
+	machineCacheMiss = metrics.machineCache.WithLabelValues("miss")
+)
+
+// backendAPIObserver counts every shared Backend API client's calls; the
+// endpoint and result labels are clerkapi's constants, a bounded set.
+var backendAPIObserver = clerkapi.Observer{
+	Call: func(endpoint, result string) { metrics.backendCalls.WithLabelValues(endpoint, result).Inc() },
+	MachineLookup: func(hit bool) {
+		if hit {
+			machineCacheHits.Inc()
+		} else {
+			machineCacheMiss.Inc()
+		}
+	},
+	Limited: func(endpoint string) { metrics.backendLimited.WithLabelValues(endpoint).Inc() },
+}
 
 // observeTokenCache counts one lookup in the verified-token cache.
 func observeTokenCache(hit bool) {
@@ -114,7 +157,8 @@ var (
 // again in the same registry, as every handler of a config does, is not an
 // error.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, metrics.handshakes, metrics.handshakeReturns, keySetCollector{}} {
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, metrics.handshakes, metrics.handshakeReturns,
+		metrics.backendCalls, metrics.backendLimited, metrics.machineCache, keySetCollector{}} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
 			return err
