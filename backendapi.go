@@ -18,6 +18,11 @@ import (
 // one instance.
 var apiClients = caddy.NewUsagePool()
 
+// backendAPIClock is the clock of Backend API clients created from now on
+// (their call budget and machine-token cache); nil is the real one. Tests
+// set it to age cached answers without waiting.
+var backendAPIClock func() time.Time
+
 // backendAPI is where the Backend API is, the key it takes, and the call
 // budget this Caddy keeps to.
 type backendAPI struct {
@@ -94,6 +99,7 @@ func (h *Handler) apiClient() (*clerkapi.Client, error) {
 			Burst:     h.backend.burst,
 			Machine:   clerkapi.MachineCacheConfig{TTL: maxMachineCacheTTL},
 			Observer:  backendAPIObserver,
+			Now:       backendAPIClock,
 		})
 		if err != nil {
 			return nil, err
