@@ -40,7 +40,7 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 
 	d := &diagnosis{h: h, now: now}
 	d.tok, _ = decodeUnverified(token) // nil is fine: the verifier says why
-	id, err := h.verifier.verify(ctx, token)
+	id, err := h.verifyHeaderToken(ctx, token)
 	if err != nil {
 		if !errors.As(err, &d.ve) {
 			d.ve = &VerifyError{Reason: ReasonTokenInvalid, Err: err}

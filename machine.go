@@ -103,11 +103,43 @@ func opaqueKind(token string) (clerkapi.MachineKind, bool) {
 	return clerkapi.KindOf(token)
 }
 
+// verifyHeaderToken verifies a token from the Authorization header: an
+// opaque machine token through the Backend API, anything else as a JWT.
+func (h *Handler) verifyHeaderToken(ctx context.Context, token string) (*Identity, error) {
+	if kind, ok := opaqueKind(token); ok {
+		return h.machines.verify(ctx, kind, token)
+	}
+	return h.verifier.verify(ctx, token)
+}
+
+// machineHeader reports whether a header token is a machine token this
+// route takes, which Clerk verifies as such and never hands to the
+// browser-session path (handshake included).
+func (h *Handler) machineHeader(token string) bool {
+	if _, ok := opaqueKind(token); ok {
+		return true
+	}
+	return h.machines.takesJWTs && machineJWT(token)
+}
+
+// machineJWT reports whether token is a JWT of a machine class, as the
+// verifier would classify it. Clerk never sends such a header token
+// through the browser-session path, whatever the request looks like.
+func machineJWT(token string) bool {
+	u, err := decodeUnverified(token)
+	if err != nil {
+		return false
+	}
+	kind, _ := u.kind()
+	return isMachineClass(kind)
+}
+
 // machineVerifier verifies opaque machine tokens through a shared Backend
 // API client.
 type machineVerifier struct {
 	client    *clerkapi.Client
 	accept    map[string]bool // nil = the default classes, no machine class
+	takesJWTs bool            // accept has m2m_token or oauth_token
 	audiences []string
 	maxAge    time.Duration // machine_cache_ttl
 	leeway    time.Duration
@@ -130,7 +162,8 @@ func (h *Handler) provisionMachines(*caddy.Replacer) error {
 		return fmt.Errorf("machine_cache_ttl %s: use 1s to %s; it is how long a token revoked in Clerk keeps working here", ttl, maxMachineCacheTTL)
 	}
 	accept := h.verifier.accept
-	h.machines = &machineVerifier{accept: accept, audiences: h.verifier.audiences, maxAge: ttl, leeway: h.verifier.leeway, now: h.verifier.now}
+	h.machines = &machineVerifier{accept: accept, takesJWTs: accept[TokenTypeM2M] || accept[TokenTypeOAuth],
+		audiences: h.verifier.audiences, maxAge: ttl, leeway: h.verifier.leeway, now: h.verifier.now}
 	if !accept[TokenTypeAPIKey] && !accept[TokenTypeM2M] && !accept[TokenTypeOAuth] {
 		return nil
 	}

@@ -378,12 +378,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	token, carrier, err := tokenFromRequest(r, h.instance, h.verifier.now())
-	var kind clerkapi.MachineKind
-	opaque := false
-	if carrier == carrierHeader {
-		// Clerk reads machine tokens from the Authorization header only.
-		kind, opaque = opaqueKind(token)
-	}
 	var id *Identity
 	switch {
 	case err != nil:
@@ -393,9 +387,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// SameSite=Lax still lets through those of sibling origins (other
 		// ports, other subdomains), so the request's own headers decide.
 		err = &VerifyError{Reason: ReasonCrossSiteCookie, Err: errors.New("the session cookie came with a state-changing request from another origin")}
-	case opaque:
-		id, err = h.machines.verify(r.Context(), kind, token)
-	case h.sessions != nil && (carrier != carrierHeader || handshake.Eligible(r.Method, r.Header)):
+	case h.sessions != nil && (carrier != carrierHeader || handshake.Eligible(r.Method, r.Header) && !h.machineHeader(token)):
 		// Cookie sessions and page loads follow Clerk's authenticateRequest,
 		// handshake included; other header tokens are verified as they are.
 		vd := h.sessions.serve(w, r, h.verifier, publicURL(r), h.verifier.now())
@@ -408,6 +400,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	case token == "":
 		err = &VerifyError{Reason: ReasonTokenMissing, Err: errors.New("no bearer token or __session cookie")}
+	case carrier == carrierHeader:
+		// Clerk reads machine tokens from the Authorization header only.
+		id, err = h.verifyHeaderToken(r.Context(), token)
 	default:
 		id, err = h.verifier.verify(r.Context(), token)
 	}

@@ -136,6 +136,10 @@ func showRaw(raw string) string {
 // inspectToken prints what the token says, verifying nothing. It returns
 // an error when the token cannot be decoded as a Clerk token at all.
 func inspectToken(w io.Writer, token string, now time.Time) error {
+	if kind, ok := opaqueKind(token); ok {
+		fmt.Fprintf(w, "An opaque %s token: only Clerk's Backend API can say what it stands for (clerk_auth asks it with secret_key)\n", kind)
+		return nil
+	}
 	u, err := decodeUnverified(token)
 	if err != nil {
 		fmt.Fprintf(w, "Cannot decode the token: %s\n", shown(err.Error()))
