@@ -1,6 +1,7 @@
 package clerkauth
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -66,7 +67,14 @@ const retryAfter = "5"
 // said (a 429 from the Backend API, or our own budget's wait), in whole
 // seconds rounded up, else retryAfter.
 func retryAfterFor(ve *VerifyError) string {
-	if d, ok := clerkapi.RetryAfter(ve.Err); ok && d > 0 {
+	// clerkapi.RetryAfter is at least 1s for any outage, asked for or not:
+	// only a wait someone named may replace retryAfter, or clients of a
+	// Clerk that is down would come back, uncached, every second.
+	var e *clerkapi.Error
+	if !errors.As(ve.Err, &e) || e.RetryAfter <= 0 {
+		return retryAfter
+	}
+	if d, ok := clerkapi.RetryAfter(ve.Err); ok {
 		return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 	}
 	return retryAfter
