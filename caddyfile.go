@@ -1,6 +1,7 @@
 package clerkauth
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -183,7 +184,9 @@ func (h *Handler) parseBackendAPIRate(d *caddyfile.Dispenser) error {
 		return d.Errf("backend_api_rate needs calls per second and optionally a burst, e.g. backend_api_rate 20 40")
 	}
 	rate, err := strconv.ParseFloat(args[0], 64)
-	if err != nil || rate <= 0 {
+	// NaN and Inf parse, but json.Marshal cannot write them: the adapter
+	// would drop the whole handler with a mere warning.
+	if err != nil || !(rate > 0) || math.IsInf(rate, 0) {
 		return d.Errf("backend_api_rate %q: use a positive number of calls per second", args[0])
 	}
 	h.BackendAPIRate = rate

@@ -437,6 +437,16 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			want:  []string{"optional takes no value", `"true"`},
 		},
 		{
+			name:  "backend_api_rate NaN",
+			input: "clerk_auth {\n\tbackend_api_rate NaN\n}",
+			want:  []string{`backend_api_rate "NaN": use a positive number of calls per second`},
+		},
+		{
+			name:  "backend_api_rate infinite",
+			input: "clerk_auth {\n\tbackend_api_rate inf 10\n}",
+			want:  []string{`backend_api_rate "inf": use a positive number of calls per second`},
+		},
+		{
 			name:  "leeway not a duration",
 			input: "clerk_auth {\n\tleeway soon\n}",
 			want:  []string{"leeway:", `"soon"`, "Testfile:2"},
