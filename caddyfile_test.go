@@ -246,6 +246,43 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 			}},
 		},
 		{
+			name: "machine tokens",
+			input: `clerk_auth {
+				secret_key {env.CLERK_SECRET_KEY}
+				accept session api_key
+				accept m2m_token oauth_token
+				machine_cache_ttl 5m
+				backend_api_rate 2.5 10
+				scope read:orders write:orders
+				scope admin
+			}`,
+			want: Handler{
+				SecretKey:       "{env.CLERK_SECRET_KEY}",
+				Accept:          []string{"session", "api_key", "m2m_token", "oauth_token"},
+				MachineCacheTTL: caddy.Duration(5 * time.Minute),
+				BackendAPIRate:  2.5,
+				BackendAPIBurst: 10,
+				Scopes:          [][]string{{"read:orders", "write:orders"}, {"admin"}},
+			},
+		},
+		{
+			// The burst keeps its default (0 here, 40 at provision time).
+			name: "backend_api_rate without a burst",
+			input: `clerk_auth {
+				backend_api_rate 20
+			}`,
+			want: Handler{BackendAPIRate: 20},
+		},
+		{
+			// Range checks belong to Provision, as for leeway.
+			name: "machine_cache_ttl and backend_api_rate out of range still parse",
+			input: `clerk_auth {
+				machine_cache_ttl 2h
+				backend_api_rate 5000 20000
+			}`,
+			want: Handler{MachineCacheTTL: caddy.Duration(2 * time.Hour), BackendAPIRate: 5000, BackendAPIBurst: 20000},
+		},
+		{
 			name: "everything",
 			input: `clerk_auth {
 				issuer https://clerk.example.com
@@ -437,6 +474,46 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			want:  []string{"optional takes no value", `"true"`},
 		},
 		{
+			name:  "machine_cache_ttl zero",
+			input: "clerk_auth {\n\tmachine_cache_ttl 0s\n}",
+			want:  []string{`machine_cache_ttl "0s": use a positive duration`, "Testfile:2"},
+		},
+		{
+			name:  "machine_cache_ttl not a duration",
+			input: "clerk_auth {\n\tmachine_cache_ttl 30\n}",
+			want:  []string{`machine_cache_ttl "30": use a positive duration such as 30s or 15m`},
+		},
+		{
+			name:  "machine_cache_ttl twice",
+			input: "clerk_auth {\n\tmachine_cache_ttl 1m\n\tmachine_cache_ttl 2m\n}",
+			want:  []string{"machine_cache_ttl is given twice", "Testfile:3"},
+		},
+		{
+			name:  "machine_cache_ttl without value",
+			input: "clerk_auth {\n\tmachine_cache_ttl\n}",
+			want:  []string{"wrong argument count", "'machine_cache_ttl'"},
+		},
+		{
+			name:  "backend_api_rate without value",
+			input: "clerk_auth {\n\tbackend_api_rate\n}",
+			want:  []string{"backend_api_rate needs calls per second and optionally a burst, e.g. backend_api_rate 20 40", "Testfile:2"},
+		},
+		{
+			name:  "backend_api_rate with three values",
+			input: "clerk_auth {\n\tbackend_api_rate 1 2 3\n}",
+			want:  []string{"backend_api_rate needs calls per second and optionally a burst"},
+		},
+		{
+			name:  "backend_api_rate zero",
+			input: "clerk_auth {\n\tbackend_api_rate 0 10\n}",
+			want:  []string{`backend_api_rate "0": use a positive number of calls per second`},
+		},
+		{
+			name:  "backend_api_rate negative",
+			input: "clerk_auth {\n\tbackend_api_rate -5\n}",
+			want:  []string{`backend_api_rate "-5"`},
+		},
+		{
 			name:  "backend_api_rate NaN",
 			input: "clerk_auth {\n\tbackend_api_rate NaN\n}",
 			want:  []string{`backend_api_rate "NaN": use a positive number of calls per second`},
@@ -445,6 +522,36 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			name:  "backend_api_rate infinite",
 			input: "clerk_auth {\n\tbackend_api_rate inf 10\n}",
 			want:  []string{`backend_api_rate "inf": use a positive number of calls per second`},
+		},
+		{
+			name:  "backend_api_rate with a unit",
+			input: "clerk_auth {\n\tbackend_api_rate 20/s\n}",
+			want:  []string{`backend_api_rate "20/s": use a positive number of calls per second`},
+		},
+		{
+			name:  "backend_api_rate burst not whole",
+			input: "clerk_auth {\n\tbackend_api_rate 20 1.5\n}",
+			want:  []string{`backend_api_rate burst "1.5": use a positive whole number of calls`},
+		},
+		{
+			name:  "backend_api_rate burst zero",
+			input: "clerk_auth {\n\tbackend_api_rate 20 0\n}",
+			want:  []string{`backend_api_rate burst "0"`},
+		},
+		{
+			name:  "backend_api_rate twice",
+			input: "clerk_auth {\n\tbackend_api_rate 20\n\tbackend_api_rate 30\n}",
+			want:  []string{"backend_api_rate is given twice", "Testfile:3"},
+		},
+		{
+			name:  "scope without value",
+			input: "clerk_auth {\n\tscope\n}",
+			want:  []string{"scope needs at least one value", "Testfile:2"},
+		},
+		{
+			name:  "accept without value",
+			input: "clerk_auth {\n\taccept\n}",
+			want:  []string{"accept needs at least one value"},
 		},
 		{
 			name:  "leeway not a duration",
