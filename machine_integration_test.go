@@ -503,3 +503,63 @@ func TestMachineIdentityForwarded(t *testing.T) {
 		}
 	})
 }
+
+// TestMachineTokensSkipHandshake: on a route with Clerk's browser
+// handshake, a machine token in the Authorization header of a page load is
+// decided as a machine token, as Clerk's authenticateRequest does: never a
+// redirect to the Frontend API, whether the route takes the class or not.
+func TestMachineTokensSkipHandshake(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	handshakeOn := []string{"publishable_key " + iss.PublishableKey(false), "proxy_url " + iss.URL}
+	tester := startCaddy(t, machineSite(
+		machineRoute("/machines", iss, up, append(handshakeOn, "accept session api_key m2m_token")...),
+		machineRoute("/sessions", iss, up, handshakeOn...),
+	))
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	apiKey := iss.IssueAPIKey("user_1", nil, "ci", nil, time.Time{})
+	m2mJWT := iss.Mint(clerktest.M2M())
+	expiredM2M := iss.Mint(clerktest.M2M(), clerktest.IssuedAt(time.Now().Add(-time.Hour)))
+	unknown := "ak_" + strings.Repeat("B", 43)
+	cases := []struct {
+		name   string
+		path   string
+		token  string
+		status int
+		reason string
+		calls  int64
+	}{
+		{"API key", "/machines/x", apiKey, http.StatusOK, "", 1},
+		{"M2M JWT", "/machines/x", m2mJWT, http.StatusOK, "", 0},
+		{"expired M2M JWT", "/machines/x", expiredM2M, http.StatusUnauthorized, ReasonVerificationFailed, 0},
+		{"unknown API key", "/machines/x", unknown, http.StatusUnauthorized, ReasonTokenInvalid, 1},
+		{"API key where sessions only", "/sessions/x", apiKey, http.StatusUnauthorized, ReasonTypeMismatch, 0},
+		{"M2M JWT where sessions only", "/sessions/x", m2mJWT, http.StatusUnauthorized, ReasonTypeMismatch, 0},
+		{"expired M2M JWT where sessions only", "/sessions/x", expiredM2M, http.StatusUnauthorized, ReasonTypeMismatch, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up.reset()
+			page := bearer(tc.token)
+			page.Set("Sec-Fetch-Dest", "document")
+			page.Set("Accept", "text/html")
+			page.Set("Cookie", "__client_uat="+strconv.FormatInt(time.Now().Unix(), 10))
+			before := machineCalls(iss)
+			resp, body := do(t, tester, http.MethodGet, tc.path, page)
+			if loc := resp.Header.Get("Location"); loc != "" {
+				t.Fatalf("status %d to %q: a machine token was sent through the handshake", resp.StatusCode, loc)
+			}
+			if tc.status == http.StatusOK {
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d %q", resp.StatusCode, body)
+				}
+			} else {
+				checkRefused(t, up, resp, body, tc.status, tc.reason)
+			}
+			if calls := machineCalls(iss) - before; calls != tc.calls {
+				t.Fatalf("%d Backend API calls, want %d", calls, tc.calls)
+			}
+		})
+	}
+}
