@@ -136,6 +136,48 @@ func TestMachineTokenClasses(t *testing.T) {
 			t.Fatalf("a cached API key cost %d calls", calls)
 		}
 	})
+	t.Run("a key that cannot be Clerk's is never sent", func(t *testing.T) {
+		for _, bad := range []string{"ak_short", "ak_" + strings.Repeat("x", 600), "ak_" + strings.Repeat("A", 40) + "%00"} {
+			up.reset()
+			before := machineCalls(iss)
+			resp, body := do(t, tester, http.MethodGet, "/api_key/x", bearer(bad))
+			checkRefused(t, up, resp, body, http.StatusUnauthorized, ReasonTokenInvalid)
+			if calls := machineCalls(iss) - before; calls != 0 {
+				t.Fatalf("%.12q…: %d Backend API calls", bad, calls)
+			}
+		}
+	})
+	t.Run("concurrent first uses share one call", func(t *testing.T) {
+		// Clerk answers slowly, so the requests overlap; those that come
+		// after the answer find it cached. Either way, one call.
+		iss.SetMachineFault(clerktest.MachineFault{Fault: clerktest.Fault{Delay: 100 * time.Millisecond}})
+		defer iss.ClearMachineFault()
+		token := iss.IssueM2MToken("mch_9", nil, nil, time.Time{})
+		before := machineCalls(iss)
+		const n = 16
+		statuses := make(chan int, n)
+		for range n {
+			go func() {
+				req, _ := http.NewRequest(http.MethodGet, caddyURL("/m2m_token/x"), nil)
+				req.Header = bearer(token)
+				resp, err := tester.Client.Do(req)
+				if err != nil {
+					statuses <- 0
+					return
+				}
+				resp.Body.Close()
+				statuses <- resp.StatusCode
+			}()
+		}
+		for range n {
+			if status := <-statuses; status != http.StatusOK {
+				t.Errorf("status %d, want 200", status)
+			}
+		}
+		if calls := machineCalls(iss) - before; calls != 1 {
+			t.Fatalf("%d concurrent first uses cost %d calls, want 1", n, calls)
+		}
+	})
 	t.Run("API key in the session cookie is no API key", func(t *testing.T) {
 		for _, prefix := range []string{"/api_key", "/session"} {
 			up.reset()
