@@ -43,10 +43,23 @@ func (b *backendAPI) poolKey() string {
 // in Clerk may keep working here.
 const maxMachineCacheTTL = time.Hour
 
-// provisionBackendAPI reads secret_key and api_url. The secret key is used
-// for the key set (unless jwt_key verifies networklessly) and for the
-// Backend API calls of the handshake.
+// provisionBackendAPI reads backend_api_rate, secret_key and api_url. The
+// secret key is used for the key set (unless jwt_key verifies
+// networklessly) and for the Backend API calls of the handshake and of
+// opaque machine tokens.
 func (h *Handler) provisionBackendAPI(repl *caddy.Replacer) error {
+	// The budget is checked first, so that `caddy validate` refuses a bad
+	// one even where secret_key is not set (yet).
+	rate, burst := h.BackendAPIRate, h.BackendAPIBurst
+	if rate == 0 {
+		rate = clerkapi.DefaultRate
+	}
+	if burst == 0 {
+		burst = clerkapi.DefaultBurst
+	}
+	if rate < 0.1 || rate > 1000 || burst < 1 || burst > 10000 {
+		return fmt.Errorf("backend_api_rate %g %d: use 0.1 to 1000 calls per second and a burst of 1 to 10000 (Clerk allows 100 calls per 10s to a development instance, 1000 to a production one)", rate, burst)
+	}
 	secret, err := expand(repl, "secret_key", h.SecretKey)
 	if err != nil {
 		return err
@@ -64,16 +77,6 @@ func (h *Handler) provisionBackendAPI(repl *caddy.Replacer) error {
 	}
 	if err := checkURL(apiURL); err != nil {
 		return fmt.Errorf("api_url %q: %v", apiURL, err)
-	}
-	rate, burst := h.BackendAPIRate, h.BackendAPIBurst
-	if rate == 0 {
-		rate = clerkapi.DefaultRate
-	}
-	if burst == 0 {
-		burst = clerkapi.DefaultBurst
-	}
-	if rate < 0.1 || rate > 1000 || burst < 1 || burst > 10000 {
-		return fmt.Errorf("backend_api_rate %g %d: use 0.1 to 1000 calls per second and a burst of 1 to 10000 (Clerk allows 100 calls per 10s to a development instance, 1000 to a production one)", rate, burst)
 	}
 	h.backend = &backendAPI{secret: secret, url: apiURL, rate: rate, burst: burst}
 	return nil

@@ -45,6 +45,7 @@ func TestValidateMachineConfig(t *testing.T) {
 		{"backend_api_rate 0", withSecret + "\n\t\tbackend_api_rate 0", `backend_api_rate "0": use a positive number of calls per second`},
 		{"backend_api_rate not a number", withSecret + "\n\t\tbackend_api_rate fast", `backend_api_rate "fast"`},
 		{"backend_api_rate above 1000", withSecret + "\n\t\tbackend_api_rate 5000", "backend_api_rate 5000 40: use 0.1 to 1000 calls per second and a burst of 1 to 10000"},
+		{"backend_api_rate above 1000 without secret_key", "backend_api_rate 5000", "backend_api_rate 5000 40: use 0.1 to 1000 calls per second"},
 		{"backend_api_rate below 0.1", withSecret + "\n\t\tbackend_api_rate 0.05", "backend_api_rate 0.05 40: use 0.1 to 1000 calls per second"},
 		{"burst 0", withSecret + "\n\t\tbackend_api_rate 10 0", `backend_api_rate burst "0": use a positive whole number of calls`},
 		{"burst above 10000", withSecret + "\n\t\tbackend_api_rate 10 20000", "backend_api_rate 10 20000: use 0.1 to 1000 calls per second and a burst of 1 to 10000"},
