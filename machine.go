@@ -165,6 +165,10 @@ func (h *Handler) provisionMachines(*caddy.Replacer) error {
 	h.machines = &machineVerifier{accept: accept, takesJWTs: accept[TokenTypeM2M] || accept[TokenTypeOAuth],
 		audiences: h.verifier.audiences, maxAge: ttl, leeway: h.verifier.leeway, now: h.verifier.now}
 	if !accept[TokenTypeAPIKey] && !accept[TokenTypeM2M] && !accept[TokenTypeOAuth] {
+		if len(h.Scopes) > 0 {
+			// Only machine tokens carry scopes: every request would get 403.
+			return errors.New("scope lines need a machine token class: add accept api_key, m2m_token or oauth_token")
+		}
 		return nil
 	}
 	if h.backend == nil {

@@ -51,6 +51,7 @@ func TestValidateMachineConfig(t *testing.T) {
 		{"burst above 10000", withSecret + "\n\t\tbackend_api_rate 10 20000", "backend_api_rate 10 20000: use 0.1 to 1000 calls per second and a burst of 1 to 10000"},
 		{"backend_api_rate with three values", withSecret + "\n\t\tbackend_api_rate 1 2 3", "backend_api_rate needs calls per second and optionally a burst"},
 		{"scope without a value", "accept api_key\n\t\tscope\n\t\t" + withSecret, "scope needs at least one value"},
+		{"scope on a session route", "scope read", "scope lines need a machine token class: add accept api_key, m2m_token or oauth_token"},
 
 		{"api_key with secret_key", "accept api_key\n\t\t" + withSecret, ""},
 		{"m2m_token without secret_key: JWTs only", "accept m2m_token oauth_token", ""},
