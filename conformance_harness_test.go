@@ -175,16 +175,22 @@ func conformanceReady(t *testing.T) {
 // explain returns the first documented difference that accounts for a
 // disagreement going dir on tv, or nil.
 func explain(tv *tokenView, dir direction, ours, clerk verifierDecision) *difference {
-	reasonOK := func(allowed []string, o verifierDecision) bool {
-		return o.OK || allowed == nil || slices.Contains(allowed, o.Reason)
-	}
 	for i := range differences {
 		d := &differences[i]
-		if d.dirs&dir != 0 && reasonOK(d.ourReasons, ours) && reasonOK(d.clerkReasons, clerk) && d.match(tv) {
+		if d.dirs&dir != 0 && reasonAllowed(d.ourReasons, ours.OK, ours.Reason) &&
+			reasonAllowed(d.clerkReasons, clerk.OK, clerk.Reason) && d.match(tv) {
 			return d
 		}
 	}
 	return nil
+}
+
+// reasonAllowed reports whether a side's decision fits a documented
+// difference's reasons for it: an acceptance always does; a rejection when
+// the difference names no reasons or names this one, so that a token
+// rejected for another cause is not explained away.
+func reasonAllowed(allowed []string, ok bool, reason string) bool {
+	return ok || allowed == nil || slices.Contains(allowed, reason)
 }
 
 func derefOr(s *string, def string) string {
