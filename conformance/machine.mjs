@@ -14,12 +14,14 @@
 // Every shape is sent as `Authorization: Bearer <token>`.
 //
 // Output: one JSON array on stdout, [{"id", "status", "reason", "tokenType",
-// "subject", "tokenId", "exception"}], in input order. status is Clerk's
-// AuthStatus and tokenType the RequestState's. For a signed-in state,
-// subject and tokenId come from state.toAuth(): subject is the auth
-// object's userId, machineId or subject, whichever it has, and tokenId a
-// machine token's id (its jti; null for session tokens). exception is the
-// error's name and message when authenticateRequest throws.
+// "subject", "tokenId", "scopes", "clientId", "exception"}], in input order.
+// status is Clerk's AuthStatus and tokenType the RequestState's. For a
+// signed-in state, the rest come from state.toAuth(): subject is the auth
+// object's userId, machineId or subject, whichever it has; a machine
+// token's id (its jti), scopes (as Clerk has them, which for an M2M JWT
+// can be its aud as is) and OAuth client id are there, null for session
+// tokens. exception is the error's name and message when
+// authenticateRequest throws.
 //
 // No network: every key is the PEM (jwtKey), no Backend API client is
 // given, and fetch is replaced before the SDK loads (it binds fetch when
@@ -57,7 +59,7 @@ const { authenticateRequest } = createAuthenticateRequest({
 
 const results = [];
 for (const shape of input.shapes) {
-  const out = { id: shape.id, status: '', reason: '', tokenType: '', subject: null, tokenId: null, exception: '' };
+  const out = { id: shape.id, status: '', reason: '', tokenType: '', subject: null, tokenId: null, scopes: null, clientId: null, exception: '' };
   try {
     const accepts = shape.acceptsToken.length === 1 ? shape.acceptsToken[0] : shape.acceptsToken;
     const headers = new Headers({ authorization: `Bearer ${shape.token}` });
@@ -74,7 +76,11 @@ for (const shape of input.shapes) {
     if (state.status === 'signed-in') {
       const auth = state.toAuth();
       out.subject = auth?.userId ?? auth?.machineId ?? auth?.subject ?? null;
-      out.tokenId = state.tokenType === 'session_token' ? null : auth?.id ?? null;
+      if (state.tokenType !== 'session_token') {
+        out.tokenId = auth?.id ?? null;
+        out.scopes = auth?.scopes ?? null;
+        out.clientId = auth?.clientId ?? null;
+      }
     }
   } catch (err) {
     out.exception = `${err?.name ?? typeof err}: ${err?.message ?? ''}`;
