@@ -118,7 +118,7 @@ type direction uint8
 const (
 	weReject      direction = 1 << iota // we reject, Clerk's verifyToken accepts
 	weAccept                            // we accept, Clerk rejects
-	subDiffers                          // both accept, for different users
+	subDiffers                          // both accept, for different identities
 	reasonDiffers                       // both reject, with different reason codes
 )
 
@@ -129,7 +129,7 @@ func (d direction) String() string {
 	case weAccept:
 		return "we accept, Clerk rejects"
 	case subDiffers:
-		return "both accept, different sub"
+		return "both accept, different identity"
 	case reasonDiffers:
 		return "both reject, different reasons"
 	}
