@@ -27,6 +27,9 @@ type differentialConfig struct {
 	// main run leaves it out.
 	clerkIssuer bool
 	audiences   []string // audience on both sides; nil = none
+	// accept is our token classes (verifierConfig.accept; nil = all).
+	// Clerk's is the acceptsToken of each machine shape.
+	accept map[string]bool
 }
 
 // verifierDecision is one verifier's decision on one token.
@@ -40,28 +43,46 @@ type verifierDecision struct {
 // `jwt_key <pem>`, `issuer <corpus issuer>`, `authorized_parties ...` (and
 // `audience ...`) would.
 func runOurs(iss *clerktest.Issuer, cfg differentialConfig, cases []corpusToken) []verifierDecision {
-	v := newVerifier(staticKey{pub: &iss.PrivateKey().PublicKey}, verifierConfig{
-		issuers:           []string{iss.URL},
-		audiences:         cfg.audiences,
-		authorizedParties: differentialParties,
-		leeway:            defaultLeeway,
-	})
-	v.now = func() time.Time { return testNow }
+	v := newDifferentialVerifier(iss, cfg)
 	out := make([]verifierDecision, len(cases))
 	for i, c := range cases {
-		id, err := v.verify(context.Background(), c.token)
-		if err != nil {
-			var ve *VerifyError
-			if !errors.As(err, &ve) {
-				out[i] = verifierDecision{Reason: "not a VerifyError: " + err.Error()}
-				continue
-			}
-			out[i] = verifierDecision{Reason: ve.Reason}
+		id, reason := ourVerdict(v, c.token)
+		if id == nil {
+			out[i] = verifierDecision{Reason: reason}
 			continue
 		}
 		out[i] = verifierDecision{OK: true, Sub: &id.Subject}
 	}
 	return out
+}
+
+// newDifferentialVerifier is our verifier as a differential run configures
+// it: the corpus issuer's PEM key and URL, the shared authorized parties,
+// the default leeway, the clock pinned to testNow, and cfg.
+func newDifferentialVerifier(iss *clerktest.Issuer, cfg differentialConfig) *verifier {
+	v := newVerifier(staticKey{pub: &iss.PrivateKey().PublicKey}, verifierConfig{
+		issuers:           []string{iss.URL},
+		audiences:         cfg.audiences,
+		authorizedParties: differentialParties,
+		leeway:            defaultLeeway,
+		accept:            cfg.accept,
+	})
+	v.now = func() time.Time { return testNow }
+	return v
+}
+
+// ourVerdict verifies token with v: the identity it proves, or else the
+// reason code of the rejection.
+func ourVerdict(v *verifier, token string) (*Identity, string) {
+	id, err := v.verify(context.Background(), token)
+	if err == nil {
+		return id, ""
+	}
+	var ve *VerifyError
+	if !errors.As(err, &ve) {
+		return nil, "not a VerifyError: " + err.Error()
+	}
+	return nil, ve.Reason
 }
 
 // runClerk runs conformance/verify.mjs over the corpus.
@@ -86,39 +107,48 @@ func runClerk(t *testing.T, iss *clerktest.Issuer, cfg differentialConfig, cases
 	for i, c := range cases {
 		corpus.Tokens = append(corpus.Tokens, tok{i, c.token})
 	}
-	in, err := json.Marshal(corpus)
+	return runNodeScript[verifierDecision](t, "verify.mjs", corpus, len(cases))
+}
+
+// runNodeScript runs conformance/<script> under node over input, handed to
+// it as a JSON file, and decodes its answer: a JSON array of n objects, the
+// i-th with "id" i.
+func runNodeScript[T any](t *testing.T, script string, input any, n int) []T {
+	t.Helper()
+	in, err := json.Marshal(input)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "corpus.json")
+	path := filepath.Join(t.TempDir(), "input.json")
 	if err := os.WriteFile(path, in, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("conformance", "verify.mjs"), path)
+	cmd := exec.CommandContext(ctx, "node", filepath.Join("conformance", script), path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("node conformance/verify.mjs: %v\n%s", err, stderr.Bytes())
+		t.Fatalf("node conformance/%s: %v\n%s", script, err, stderr.Bytes())
 	}
-	var results []struct {
+	var ids []struct {
 		ID int `json:"id"`
-		verifierDecision
 	}
-	if err := json.Unmarshal(stdout, &results); err != nil {
-		t.Fatalf("verify.mjs output is not JSON: %v\n%.2000s", err, stdout)
+	var out []T
+	if err := json.Unmarshal(stdout, &ids); err != nil {
+		t.Fatalf("%s output is not JSON: %v\n%.2000s", script, err, stdout)
 	}
-	if len(results) != len(cases) {
-		t.Fatalf("verify.mjs answered %d tokens, want %d", len(results), len(cases))
+	if err := json.Unmarshal(stdout, &out); err != nil {
+		t.Fatalf("%s output does not decode: %v\n%.2000s", script, err, stdout)
 	}
-	out := make([]verifierDecision, len(cases))
-	for i, r := range results {
+	if len(out) != n {
+		t.Fatalf("%s answered %d items, want %d", script, len(out), n)
+	}
+	for i, r := range ids {
 		if r.ID != i {
-			t.Fatalf("verify.mjs answer %d is for token %d", i, r.ID)
+			t.Fatalf("%s answer %d is for item %d", script, i, r.ID)
 		}
-		out[i] = r.verifierDecision
 	}
 	return out
 }
@@ -145,16 +175,22 @@ func conformanceReady(t *testing.T) {
 // explain returns the first documented difference that accounts for a
 // disagreement going dir on tv, or nil.
 func explain(tv *tokenView, dir direction, ours, clerk verifierDecision) *difference {
-	reasonOK := func(allowed []string, o verifierDecision) bool {
-		return o.OK || allowed == nil || slices.Contains(allowed, o.Reason)
-	}
 	for i := range differences {
 		d := &differences[i]
-		if d.dirs&dir != 0 && reasonOK(d.ourReasons, ours) && reasonOK(d.clerkReasons, clerk) && d.match(tv) {
+		if d.dirs&dir != 0 && reasonAllowed(d.ourReasons, ours.OK, ours.Reason) &&
+			reasonAllowed(d.clerkReasons, clerk.OK, clerk.Reason) && d.match(tv) {
 			return d
 		}
 	}
 	return nil
+}
+
+// reasonAllowed reports whether a side's decision fits a documented
+// difference's reasons for it: an acceptance always does; a rejection when
+// the difference names no reasons or names this one, so that a token
+// rejected for another cause is not explained away.
+func reasonAllowed(allowed []string, ok bool, reason string) bool {
+	return ok || allowed == nil || slices.Contains(allowed, reason)
 }
 
 func derefOr(s *string, def string) string {

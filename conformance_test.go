@@ -118,7 +118,7 @@ type direction uint8
 const (
 	weReject      direction = 1 << iota // we reject, Clerk's verifyToken accepts
 	weAccept                            // we accept, Clerk rejects
-	subDiffers                          // both accept, for different users
+	subDiffers                          // both accept, for different identities
 	reasonDiffers                       // both reject, with different reason codes
 )
 
@@ -129,7 +129,7 @@ func (d direction) String() string {
 	case weAccept:
 		return "we accept, Clerk rejects"
 	case subDiffers:
-		return "both accept, different sub"
+		return "both accept, different identity"
 	case reasonDiffers:
 		return "both reject, different reasons"
 	}
@@ -588,14 +588,22 @@ func checkSecurityMDSection(t *testing.T, begin, end, table, test string) {
 func TestDifferencesAreWellFormed(t *testing.T) {
 	seen := map[string]bool{}
 	for _, d := range differences {
-		if d.name == "" || seen[d.name] || d.dirs == 0 || d.match == nil || d.token == "" || d.ours == "" || d.clerk == "" || d.why == "" {
-			t.Errorf("difference %q is incomplete or duplicated", d.name)
-		}
-		seen[d.name] = true
-		for _, f := range []string{d.token, d.ours, d.clerk, d.why} {
-			if strings.ContainsAny(f, "|\n") {
-				t.Errorf("difference %q: %q would break the Markdown table", d.name, f)
-			}
+		checkDifferenceRow(t, seen, d.name, d.dirs != 0 && d.match != nil, d.token, d.ours, d.clerk, d.why)
+	}
+}
+
+// checkDifferenceRow checks one row of a table of differences: named
+// uniquely (seen holds the names so far), complete, and with cells that
+// keep the Markdown table whole.
+func checkDifferenceRow(t *testing.T, seen map[string]bool, name string, complete bool, cells ...string) {
+	t.Helper()
+	if name == "" || seen[name] || !complete || slices.Contains(cells, "") {
+		t.Errorf("difference %q is incomplete or duplicated", name)
+	}
+	seen[name] = true
+	for _, c := range cells {
+		if strings.ContainsAny(c, "|\n") {
+			t.Errorf("difference %q: %q would break the Markdown table", name, c)
 		}
 	}
 }

@@ -1,17 +1,12 @@
 package clerkauth
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -185,41 +180,7 @@ func runClerkHandshake(t *testing.T, iss *clerktest.Issuer, shapes []requestShap
 	for i, s := range shapes {
 		input.Shapes = append(input.Shapes, shape{i, s.instance, s.url, s.method, s.headers})
 	}
-	in, err := json.Marshal(input)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "shapes.json")
-	if err := os.WriteFile(path, in, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("conformance", "handshake.mjs"), path)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node conformance/handshake.mjs: %v\n%s", err, stderr.Bytes())
-	}
-	var results []struct {
-		ID int `json:"id"`
-		requestVerdict
-	}
-	if err := json.Unmarshal(stdout, &results); err != nil {
-		t.Fatalf("handshake.mjs output is not JSON: %v\n%.2000s", err, stdout)
-	}
-	if len(results) != len(shapes) {
-		t.Fatalf("handshake.mjs answered %d shapes, want %d", len(results), len(shapes))
-	}
-	out := make([]requestVerdict, len(shapes))
-	for i, r := range results {
-		if r.ID != i {
-			t.Fatalf("handshake.mjs answer %d is for shape %d", i, r.ID)
-		}
-		out[i] = r.requestVerdict
-	}
-	return out
+	return runNodeScript[requestVerdict](t, "handshake.mjs", input, len(shapes))
 }
 
 // handshakeDifference is one documented way internal/handshake departs from
@@ -335,14 +296,6 @@ func TestSecurityMDHandshakeDifferencesInSync(t *testing.T) {
 func TestHandshakeDifferencesAreWellFormed(t *testing.T) {
 	seen := map[string]bool{}
 	for _, d := range handshakeDifferences {
-		if d.name == "" || seen[d.name] || d.match == nil || d.shape == "" || d.ours == "" || d.clerk == "" || d.why == "" {
-			t.Errorf("difference %q is incomplete or duplicated", d.name)
-		}
-		seen[d.name] = true
-		for _, f := range []string{d.shape, d.ours, d.clerk, d.why} {
-			if strings.ContainsAny(f, "|\n") {
-				t.Errorf("difference %q: %q would break the Markdown table", d.name, f)
-			}
-		}
+		checkDifferenceRow(t, seen, d.name, d.match != nil, d.shape, d.ours, d.clerk, d.why)
 	}
 }
