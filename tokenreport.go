@@ -74,7 +74,8 @@ func (u *unverified) kind() (kind, how string) {
 	if c == nil {
 		c = new(claims)
 	}
-	class, err := classify(&hdr, c, u.claims != nil)
+	form := unverifiedForm(u.payload, c, u.claimsErr)
+	class, err := classify(&hdr, form)
 	cat := rawString(u.header["cat"])
 	switch {
 	case err != nil:
@@ -85,7 +86,7 @@ func (u *unverified) kind() (kind, how string) {
 		return class, "typ " + u.headerString("typ") + ": an OAuth access token"
 	case cat != "" && cat != catIgnore:
 		return class, "from the cat header"
-	case c.Sid != "":
+	case form.sid:
 		return TokenTypeSession, "no cat header; it has a sid"
 	}
 	return TokenTypeTemplate, "no cat header and no sid"

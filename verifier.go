@@ -212,15 +212,23 @@ func (v *verifier) verifyFresh(ctx context.Context, token string) (*Identity, ca
 	if claimsErr == nil {
 		claimsErr = c.decode(payload)
 	}
-	class, err := classify(&hdr, &c, claimsErr == nil)
+	var form tokenForm
+	if payloadErr == nil && rawSig != "" && rawHeader != "" {
+		// Clerk tells machine tokens only in its JWT format (three non-empty
+		// segments) and from a payload that parses; strict claim errors are
+		// reported later, after the signature.
+		form = unverifiedForm(payload, &c, claimsErr)
+	}
+	class, err := classify(&hdr, form)
 	if err != nil {
 		return nil, cacheEntry{}, err
 	}
 	if !v.accept[class] {
 		return nil, cacheEntry{}, reject(ReasonTypeMismatch, "%s tokens are not accepted here", className(class))
 	}
-	if cat, _ := typedString("cat", hdr.Cat); class == TokenTypeM2M && cat != "" && cat != catM2M {
+	if class == TokenTypeM2M && hdr.Cat != "" && hdr.Cat != `"`+catM2M+`"` {
 		// Clerk refuses the category before anything else, with this reason.
+		// Present means present: null and "" are categories too.
 		return nil, cacheEntry{}, reject(ReasonTokenInvalid, "an M2M token's cat must be absent or the M2M category")
 	}
 
@@ -345,38 +353,69 @@ func (v *verifier) checkClaims(c *claims, payload string, class string) (*Identi
 	return id, nil
 }
 
+// tokenForm is what an unverified payload says about the token's class.
+type tokenForm struct {
+	parsed  bool // the payload is a JSON object, so it can name a class
+	machine bool // its sub is a machine subject
+	sid     bool // it has a sid
+}
+
+// unverifiedForm reads the class-relevant claims of a payload. When the
+// strict decode failed (a mistyped exp, say), a lenient walk still finds
+// sub, as Clerk's JSON.parse would.
+func unverifiedForm(payload string, c *claims, claimsErr error) tokenForm {
+	if claimsErr == nil {
+		return tokenForm{parsed: true, machine: strings.HasPrefix(c.Sub, machineSubjectPrefix), sid: c.Sid != ""}
+	}
+	var f tokenForm
+	err := walkObject(payload, func(name, value string) error {
+		switch name {
+		case "sub":
+			sub, ok := stringValue(value)
+			f.machine = ok && strings.HasPrefix(sub, machineSubjectPrefix)
+		case "sid":
+			f.sid = value != "null"
+		}
+		return nil
+	})
+	f.parsed = err == nil
+	return f
+}
+
 // classify tells a JWT's class as Clerk's getMachineTokenType does: a
 // machine subject makes an M2M token, whatever else the token says; then an
 // RFC 9068 typ an OAuth access token; then the `cat` header a session or a
 // JWT template, with templates told from sessions by their lack of a sid
 // when the header has no category (older instances). Any other category
-// (M2M on a user subject, one Clerk adds later) is refused: fail closed.
-// readable is false when the claims could not be read; they then say
-// nothing about the class, as in Clerk, where such a token is no machine
-// token.
-func classify(hdr *jwtHeader, c *claims, readable bool) (string, error) {
-	if readable && strings.HasPrefix(c.Sub, machineSubjectPrefix) {
+// (M2M on a user subject, null, one Clerk adds later) is refused: fail
+// closed. A payload that does not parse says nothing about the class, as
+// in Clerk, where such a token is no machine token.
+func classify(hdr *jwtHeader, form tokenForm) (string, error) {
+	if form.parsed && form.machine {
 		return TokenTypeM2M, nil
 	}
-	if readable && (hdr.Typ == `"at+jwt"` || hdr.Typ == `"application/at+jwt"`) {
+	if form.parsed && (hdr.Typ == `"at+jwt"` || hdr.Typ == `"application/at+jwt"`) {
 		return TokenTypeOAuth, nil
 	}
-	cat := ""
-	if hdr.Cat != "" {
-		var err error
-		if cat, err = typedString("cat", hdr.Cat); err != nil {
-			return "", reject(ReasonTokenInvalid, "header cat is not a string")
-		}
-	}
-	switch cat {
-	case catSession:
-		return TokenTypeSession, nil
-	case catTemplate:
-		return TokenTypeTemplate, nil
-	case "", catIgnore:
-		if c.Sid != "" {
+	if hdr.Cat == "" {
+		if form.sid {
 			return TokenTypeSession, nil
 		}
+		return TokenTypeTemplate, nil
+	}
+	cat, err := typedString("cat", hdr.Cat)
+	if err != nil {
+		return "", reject(ReasonTokenInvalid, "header cat is not a string")
+	}
+	switch {
+	case hdr.Cat == "null":
+	case cat == catSession:
+		return TokenTypeSession, nil
+	case cat == catTemplate:
+		return TokenTypeTemplate, nil
+	case cat == catIgnore && form.sid:
+		return TokenTypeSession, nil
+	case cat == catIgnore:
 		return TokenTypeTemplate, nil
 	}
 	return "", reject(ReasonTypeMismatch, "token category %q is not a session or JWT template", truncate(cat, 32))
