@@ -79,6 +79,13 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"SECURITY.md", "tokens over (\\d+ KiB) are refused", maxTokenSize},
 		{"SECURITY.md", "`jwks_max_stale`, (\\d+ hours) by default", d.MaxStale},
 		{"SECURITY.md", "\\*\\*503\\*\\* with `Retry-After: (\\d+)`", retryAfter},
+		{"SECURITY.md", "answered from the cache for (\\d+ s)", clerkapi.DefaultMachineNegativeTTL},
+		{"SECURITY.md", "The cache holds at most (\\d+(?:,\\d+)*) answers", clerkapi.DefaultMachineCacheEntries},
+		{"SECURITY.md", "over (\\d+) characters, outside the token alphabet", clerkapi.MaxMachineTokenLen},
+		{"SECURITY.md", "\\(`backend_api_rate`, (\\d+) calls a second", int(clerkapi.DefaultRate)},
+		{"SECURITY.md", "calls a second with a burst of (\\d+) by default", clerkapi.DefaultBurst},
+		{"SECURITY.md", "`machine_cache_ttl` old \\((\\d+ s) by default", defaultMachineCacheTTL},
+		{"SECURITY.md", "by default, 1 s to (\\d+ h)\\)", maxMachineCacheTTL},
 
 		{"Handler.jwks_refresh", fieldDefault, d.Refresh},
 		{"Handler.jwks_min_interval", fieldDefault, d.MinInterval},
