@@ -3,9 +3,14 @@ package clerkauth
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 )
@@ -99,6 +104,51 @@ func TestVerifyMachineJWT(t *testing.T) {
 			}
 			if got, want := id.placeholder("machine_id"), map[bool]string{true: tc.subject}[tc.class == TokenTypeM2M]; got != want {
 				t.Errorf("machine_id = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestMachineTokensHeaderOnly: as in Clerk, a machine token counts only in
+// the Authorization header; the JWT form of one in the __session cookie is
+// refused even on a route that accepts its class.
+func TestMachineTokensHeaderOnly(t *testing.T) {
+	iss := clerktest.Start(t)
+	h := &Handler{Issuers: []string{iss.URL}, Accept: []string{TokenTypeSession, TokenTypeM2M, TokenTypeOAuth}}
+	if err := provisionHandler(t, h); err != nil {
+		t.Fatal(err)
+	}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	for _, tc := range []struct {
+		name, token, carrier string
+		reason               string // "" = accepted
+	}{
+		{name: "session in the header", token: iss.Mint(), carrier: carrierHeader},
+		{name: "session in the cookie", token: iss.Mint(), carrier: carrierCookie},
+		{name: "M2M JWT in the header", token: iss.Mint(clerktest.M2M()), carrier: carrierHeader},
+		{name: "M2M JWT in the cookie", token: iss.Mint(clerktest.M2M()), carrier: carrierCookie, reason: ReasonTypeMismatch},
+		{name: "OAuth JWT in the header", token: iss.Mint(clerktest.OAuth()), carrier: carrierHeader},
+		{name: "OAuth JWT in the cookie", token: iss.Mint(clerktest.OAuth()), carrier: carrierCookie, reason: ReasonTypeMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tc.carrier == carrierHeader {
+				r.Header.Set("Authorization", "Bearer "+tc.token)
+			} else {
+				r.AddCookie(&http.Cookie{Name: "__session", Value: tc.token})
+			}
+			repl := caddy.NewReplacer()
+			r = caddyhttp.PrepareRequest(r, repl, httptest.NewRecorder(), nil)
+			err := h.ServeHTTP(httptest.NewRecorder(), r, next)
+			var ve *VerifyError
+			switch {
+			case tc.reason == "" && err != nil:
+				t.Fatalf("ServeHTTP = %v, want the token accepted", err)
+			case tc.reason != "" && (!errors.As(err, &ve) || ve.Reason != tc.reason):
+				t.Fatalf("ServeHTTP = %v, want reason %s", err, tc.reason)
+			}
+			if got := repl.ReplaceAll("{http.auth.user.id}", ""); (got != "") != (tc.reason == "") {
+				t.Errorf("{http.auth.user.id} = %q on a request that is %s", got, map[bool]string{true: "accepted", false: "refused"}[tc.reason == ""])
 			}
 		})
 	}

@@ -406,6 +406,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	default:
 		id, err = h.verifier.verify(r.Context(), token)
 	}
+	if err == nil && carrier == carrierCookie && isMachineClass(id.TokenType) {
+		// Clerk reads machine tokens from the Authorization header only; a
+		// machine's JWT in a browser's session cookie is no session.
+		id, err = nil, reject(ReasonTypeMismatch, "%s tokens are read from the Authorization header only", className(id.TokenType))
+	}
 	if err != nil {
 		var ve *VerifyError
 		if !errors.As(err, &ve) {

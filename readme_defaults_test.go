@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
@@ -62,6 +63,15 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"README.md", "Any RSA key of (\\d+) bits or more", jwks.MinRSABits},
 		{"README.md", "\\| 503 \\+ `Retry-After: (\\d+)`", retryAfter},
 		{"README.md", "Once it reaches (\\d+) the request is not redirected again", handshake.LoopLimit},
+		{"README.md", tableDefault("machine_cache_ttl"), defaultMachineCacheTTL},
+		{"README.md", "is reused for (\\d+ s)\\. `1s` to `[^`]+`\\. \\|", clerkapi.DefaultMachineNegativeTTL},
+		{"README.md", "is reused for \\d+ s\\. `1s` to `([^`]+)`\\. \\|", maxMachineCacheTTL},
+		{"README.md", "(?m)^\\| `backend_api_rate [^`]*` \\| `(\\d+)` per second", int(clerkapi.DefaultRate)},
+		{"README.md", "(?m)^\\| `backend_api_rate [^`]*` \\| `\\d+` per second, burst `(\\d+)`", clerkapi.DefaultBurst},
+		{"README.md", "at most `backend_api_rate` calls per second \\((\\d+), burst", int(clerkapi.DefaultRate)},
+		{"README.md", "at most one call per distinct valid token per `machine_cache_ttl` \\((\\d+ s)\\)", defaultMachineCacheTTL},
+		{"README.md", "per distinct unknown, revoked or expired token per (\\d+ s)", clerkapi.DefaultMachineNegativeTTL},
+		{"README.md", "`machine_cache_ttl` old \\((\\d+ s) by default, at most `([^`]+)`\\)", defaultMachineCacheTTL},
 
 		{"SECURITY.md", "at most (\\d+ minutes) of leeway", maxLeeway},
 		{"SECURITY.md", "of leeway \\(default (\\d+ s)\\)", defaultLeeway},
@@ -69,6 +79,13 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"SECURITY.md", "tokens over (\\d+ KiB) are refused", maxTokenSize},
 		{"SECURITY.md", "`jwks_max_stale`, (\\d+ hours) by default", d.MaxStale},
 		{"SECURITY.md", "\\*\\*503\\*\\* with `Retry-After: (\\d+)`", retryAfter},
+		{"SECURITY.md", "answered from the cache for (\\d+ s)", clerkapi.DefaultMachineNegativeTTL},
+		{"SECURITY.md", "The cache holds at most (\\d+(?:,\\d+)*) answers", clerkapi.DefaultMachineCacheEntries},
+		{"SECURITY.md", "over (\\d+) characters, outside the token alphabet", clerkapi.MaxMachineTokenLen},
+		{"SECURITY.md", "\\(`backend_api_rate`, (\\d+) calls a second", int(clerkapi.DefaultRate)},
+		{"SECURITY.md", "calls a second with a burst of (\\d+) by default", clerkapi.DefaultBurst},
+		{"SECURITY.md", "`machine_cache_ttl` old \\((\\d+ s) by default", defaultMachineCacheTTL},
+		{"SECURITY.md", "by default, 1 s to (\\d+ h)\\)", maxMachineCacheTTL},
 
 		{"Handler.jwks_refresh", fieldDefault, d.Refresh},
 		{"Handler.jwks_min_interval", fieldDefault, d.MinInterval},

@@ -49,6 +49,7 @@ for _ in $(seq 100); do
 done
 
 token=$(cat "$out/token.txt")
+api_key=$(cat "$out/api_key.txt")
 export TOKENS_FILE="$out/tokens.txt"
 
 # load NAME PORT [wrk args...]: runs wrk and prints "NAME rps p50 p99".
@@ -71,10 +72,14 @@ load() {
 }
 
 auth=(-H "Authorization: Bearer $token")
-# Warm up every site (JWKS fetch, connections, cache) before measuring.
+key_auth=(-H "Authorization: Bearer $api_key")
+# Warm up every site (JWKS fetch, connections, cache) before measuring; the
+# API key's warm-up is its one Backend API call of the run (DURATION under
+# machine_cache_ttl, 30 s; longer runs add one call per 30 s).
 for p in 0 1 2 3 4; do
 	curl -fs "${auth[@]}" "http://127.0.0.1:$((BASE_PORT + p))/" >/dev/null
 done
+curl -fs "${key_auth[@]}" "http://127.0.0.1:$((BASE_PORT + 5))/" >/dev/null
 
 # The baselines get the same Authorization header, so each ratio is the
 # cost of clerk_auth alone, not of parsing and forwarding a larger request.
@@ -85,6 +90,8 @@ results=$(
 	load d_clerk_1000_tokens "$((BASE_PORT + 1))" -s bench/rotate.lua
 	load e_proxy "$((BASE_PORT + 3))" "${auth[@]}"
 	load e_proxy_clerk "$((BASE_PORT + 4))" "${auth[@]}"
+	load f_respond_key "$BASE_PORT" "${key_auth[@]}"
+	load f_clerk_opaque_cached "$((BASE_PORT + 5))" "${key_auth[@]}"
 )
 
 echo
@@ -95,10 +102,11 @@ echo "$results" | awk '
 		base["a_respond"] = "";
 		base["b_clerk_cached"] = "a_respond"; base["c_clerk_nocache"] = "a_respond";
 		base["d_clerk_1000_tokens"] = "a_respond"; base["e_proxy"] = ""; base["e_proxy_clerk"] = "e_proxy";
-		printf "%-22s %12s %10s %10s %20s\n", "scenario", "req/s", "p50", "p99", "ratio to baseline";
+		base["f_respond_key"] = ""; base["f_clerk_opaque_cached"] = "f_respond_key";
+		printf "%-22s %12s %10s %10s %26s\n", "scenario", "req/s", "p50", "p99", "ratio to baseline";
 		for (i = 1; i <= NR; i++) {
 			n = order[i]; r = "-";
 			if (base[n] != "") r = sprintf("%.2f (vs %s)", rps[n] / rps[base[n]], base[n]);
-			printf "%-22s %12.0f %10s %10s %20s\n", n, rps[n], p50[n], p99[n], r;
+			printf "%-22s %12.0f %10s %10s %26s\n", n, rps[n], p50[n], p99[n], r;
 		}
 	}'

@@ -1,7 +1,7 @@
 // Command harness sets up the load test of bench/run.sh: a fake Clerk issuer
-// (DEVELOPMENT ONLY, from internal/clerktest) and a tiny upstream on
-// 127.0.0.1, the Caddyfile of every scenario, and the tokens wrk sends. It
-// serves until it receives SIGINT or SIGTERM.
+// and Backend API (DEVELOPMENT ONLY, from internal/clerktest) and a tiny
+// upstream on 127.0.0.1, the Caddyfile of every scenario, and the tokens
+// wrk sends. It serves until it receives SIGINT or SIGTERM.
 package main
 
 import (
@@ -22,7 +22,7 @@ import (
 
 func main() {
 	dir := flag.String("dir", "", "directory for the Caddyfile and token files (required)")
-	basePort := flag.Int("base-port", 18080, "first of the six Caddy ports, one per scenario")
+	basePort := flag.Int("base-port", 18080, "first of the six Caddy ports, one per site")
 	distinct := flag.Int("tokens", 1000, "distinct valid tokens for the rotation scenario")
 	flag.Parse()
 	if *dir == "" {
@@ -57,10 +57,14 @@ func run(dir string, basePort, distinct int) error {
 	for i := range tokens {
 		tokens[i] = iss.Mint(clerktest.Lifetime(2*time.Hour), clerktest.WithClaims(map[string]any{"sub": fmt.Sprintf("user_bench_%d", i)}))
 	}
+	// A script's API key, verified by the fake Backend API once and then
+	// answered from the machine-token cache; it never expires.
+	apiKey := iss.IssueAPIKey("user_bench_script", []string{"read"}, "bench", nil, time.Time{})
 	files := map[string]string{
-		"Caddyfile":  caddyfile(basePort, iss.URL, ln.Addr().String()),
-		"token.txt":  token + "\n",
-		"tokens.txt": strings.Join(tokens, "\n") + "\n",
+		"Caddyfile":   caddyfile(basePort, iss.URL, iss.APIURL(), iss.SecretKey(), ln.Addr().String()),
+		"token.txt":   token + "\n",
+		"tokens.txt":  strings.Join(tokens, "\n") + "\n",
+		"api_key.txt": apiKey + "\n",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
@@ -80,7 +84,7 @@ func run(dir string, basePort, distinct int) error {
 
 // caddyfile has one site per scenario, so one Caddy process serves them all
 // and each wrk run hits exactly one configuration.
-func caddyfile(base int, issuer, upstream string) string {
+func caddyfile(base int, issuer, apiURL, secretKey, upstream string) string {
 	auth := func(extra string) string {
 		return fmt.Sprintf("clerk_auth {\n\t\tissuer %s\n\t\tforward_header X-User-Id {http.auth.user.id}\n%s\t}", issuer, extra)
 	}
@@ -114,5 +118,12 @@ http://127.0.0.1:%[5]d {
 	%[7]s
 	reverse_proxy %[6]s
 }
-`, base, base+1, base+2, base+3, base+4, upstream, auth(""), auth("\t\ttoken_cache off\n"))
+# (f) clerk_auth taking Clerk API keys through the (fake) Backend API,
+# answered from the machine-token cache after the first request
+http://127.0.0.1:%[9]d {
+	%[10]s
+	respond "ok"
+}
+`, base, base+1, base+2, base+3, base+4, upstream, auth(""), auth("\t\ttoken_cache off\n"),
+		base+5, auth(fmt.Sprintf("\t\tsecret_key %s\n\t\tapi_url %s\n\t\taccept api_key\n", secretKey, apiURL)))
 }
