@@ -228,6 +228,10 @@ func (d *diagnosis) fix() string {
 		}
 		return fmt.Sprintf("the token's kid %s is not in the JWKS at %s (it has %s): the token comes from another Clerk instance or keys rotated",
 			shown(kid), d.jwksURL, list(d.kids))
+	case ReasonBackendUnavailable:
+		return "Clerk's Backend API could not verify this opaque token just now (down, slow, rate-limited, or this Caddy's backend_api_rate budget spent): retry after Retry-After; check api_url and this machine's access to it, or raise backend_api_rate within Clerk's limits"
+	case ReasonSecretKeyInvalid:
+		return "Clerk refused secret_key while verifying this opaque token: set secret_key to a current key of the instance that issued the token (Dashboard → API keys)"
 	case ReasonJWKSUnavailable:
 		if d.fetchErr == nil {
 			return fmt.Sprintf("%s could not be fetched in time, but a retry just now worked: a passing network problem; try again", d.jwksURL)
@@ -292,6 +296,9 @@ func (d *diagnosis) requirementFix() string {
 	case ReasonMissingPlan:
 		return fmt.Sprintf("the token's plans are %s; the route requires one of %s: subscribe the user or organization to one (Clerk Billing)",
 			scopedString(id.Plans), want)
+	case ReasonMissingScope:
+		return fmt.Sprintf("the token's scopes are %s; the route requires one of %s: grant the key or token one of them in Clerk, or send one that has it",
+			list(id.Scopes), want)
 	case ReasonClaimMismatch:
 		got := "absent"
 		if v, ok := id.claim(d.unmet.claim); ok {

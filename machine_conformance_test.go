@@ -386,6 +386,56 @@ var machineDifferences = []machineDifference{
 		},
 		ourReasons: []string{ReasonVerificationFailed},
 	},
+	{
+		name:  "scopes-without-empty-entries",
+		dirs:  subDiffers,
+		shape: "an M2M or OAuth JWT whose scopes hold an empty entry: `scopes`/`scope` with two spaces in a row, leading or trailing, or empty; an M2M `aud` array with an empty string",
+		ours:  "drops the empty entries from `{http.auth.user.scopes}`",
+		clerk: "keeps them: it splits on single spaces",
+		why:   "An empty string is no scope and no `scope` line can name one; leaving it in would put an empty element into a comma-joined header for the upstream to trip on.",
+		match: func(_ *machineShape, tv *tokenView) bool {
+			return slices.Contains(payloadScopes(tv), "")
+		},
+	},
+}
+
+// payloadScopes are the scopes Clerk's fromJwtPayload reads from a machine
+// JWT: an M2M token's `scopes` split on single spaces, else its `aud`; an
+// OAuth token's `scp`, else its `scope` split on single spaces.
+func payloadScopes(tv *tokenView) []string {
+	var list []string
+	split := func(name string) bool {
+		v, ok := tv.payload[name].(string)
+		if ok {
+			list = strings.Split(v, " ")
+		}
+		return ok
+	}
+	strs := func(v any) {
+		switch v := v.(type) {
+		case string:
+			list = []string{v}
+		case []any:
+			for _, e := range v {
+				if s, ok := e.(string); ok {
+					list = append(list, s)
+				}
+			}
+		}
+	}
+	switch clerkClassOf(tv) {
+	case clerkM2MToken:
+		if !split("scopes") {
+			strs(tv.payload["aud"])
+		}
+	case clerkOAuthToken:
+		if scp, ok := tv.payload["scp"]; ok && scp != nil {
+			strs(scp)
+		} else {
+			split("scope")
+		}
+	}
+	return list
 }
 
 // explainMachine names the documented difference that accounts for a

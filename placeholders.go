@@ -113,6 +113,9 @@ func (id *Identity) placeholderText(name string) string {
 	case "issuer":
 		return id.Issuer
 	case "expires_at":
+		if id.ExpiresAt.IsZero() {
+			return "" // an API key without expiry
+		}
 		return id.ExpiresAt.Format(time.RFC3339)
 	case "token_type":
 		return id.TokenType

@@ -314,6 +314,10 @@ func (v *verifier) checkClaims(c *claims, payload string, class string) (*Identi
 		if err := checkAudience(c.Aud, v.audiences); err != nil {
 			return nil, err
 		}
+		if class == TokenTypeOAuth && emptyAudience(c.Aud) {
+			// Clerk's OAuth audience check: every aud must name something.
+			return nil, reject(ReasonInvalidAudience, "an OAuth token's aud values must not be empty")
+		}
 	}
 	if !machine {
 		if err := v.checkAuthorizedParty(c.Azp); err != nil {
@@ -475,6 +479,13 @@ func checkAudience(raw string, want []string) error {
 		return nil
 	}
 	return reject(ReasonInvalidAudience, "none of the %d aud values is an accepted audience", n)
+}
+
+// emptyAudience reports an aud array holding an empty string.
+func emptyAudience(raw string) bool {
+	empty := false
+	eachElement(raw, func(e string) { empty = empty || e == `""` })
+	return empty
 }
 
 // truncate keeps attacker-controlled strings short in errors and logs.
