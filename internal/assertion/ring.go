@@ -249,11 +249,11 @@ func (r *KeyRing) report(ctx context.Context, err error) {
 	switch {
 	case err == nil && prev != nil:
 		r.log.Info("identity assertion keys readable again", zap.String("prefix", r.opts.Prefix))
-	case err != nil && r.cur.Load() == nil:
+	case err != nil && r.signer(r.opts.Clock.Now()) == nil:
 		r.log.Error("identity assertion keys unavailable: assertions cannot be signed",
 			zap.String("prefix", r.opts.Prefix), zap.Error(err))
 	case err != nil:
-		r.log.Warn("identity assertion keys not refreshed: keeping the last good keys",
+		r.log.Warn("identity assertion keys not refreshed: signing with the last good keys",
 			zap.String("prefix", r.opts.Prefix), zap.Error(err))
 	}
 }
