@@ -109,7 +109,7 @@ func (r *KeyRing) run(ctx context.Context, done chan struct{}) {
 		wait := r.opts.RefreshEvery
 		if err := r.Refresh(ctx); err != nil {
 			wait = min(retry, wait)
-			retry *= 2
+			retry = min(2*retry, r.opts.RefreshEvery) // capped, so it never overflows
 		} else {
 			retry = minRetry
 		}
