@@ -45,6 +45,11 @@
 // reported (by Refresh and in the log). Only a KeyRing that has never read
 // its storage, or whose keys have all run out, refuses to sign.
 //
+// Deleting the document from storage revokes every key at once: the next
+// refresh of each instance finds no keys and the first to hold the lock
+// makes a new one. Assertions signed with the old keys stop verifying as
+// upstreams refetch the JWKS.
+//
 // Private keys appear in no error, log line, or formatting of any type of
 // this package.
 package assertion

@@ -179,3 +179,28 @@ func mustDo(t *testing.T, errs ...error) {
 		}
 	}
 }
+
+// Deleting the document is how an operator revokes the keys: the rings drop
+// them and sign with a new one, rather than write the old ones back.
+func TestDeletedDocumentRevokes(t *testing.T) {
+	clock := fakeclock.New(testNow)
+	s := newStorage(t)
+	a := newRing(t, s, clock, testOptions)
+	b := newRing(t, sameFolder(s), clock, testOptions)
+	mustRefresh(t, a, b)
+	old := a.Keys()[0].KID
+	mustDo(t, os.Remove(docPath(s)))
+	clock.Advance(testOptions.RefreshEvery)
+	mustRefresh(t, a, b)
+	for name, r := range map[string]*KeyRing{"a": a, "b": b} {
+		if got := kids(r.Keys()); len(got) != 1 || got[0] == old {
+			t.Errorf("ring %s holds %v after the revocation, want one new key", name, got)
+		}
+		if body, _ := r.JWKS(); strings.Contains(string(body), old) {
+			t.Errorf("ring %s still publishes the revoked key", name)
+		}
+	}
+	if !slices.Equal(kids(a.Keys()), kids(b.Keys())) {
+		t.Error("the rings made different keys")
+	}
+}
