@@ -42,8 +42,9 @@
 // Sign and JWKS only read memory. The KeyRing re-reads storage in the
 // background every Options.RefreshEvery; a storage that is slow, down or
 // holds a corrupt document leaves the last good keys in place and is
-// reported (by Refresh and in the log). Only a KeyRing that has never read
-// its storage, or whose keys have all run out, refuses to sign.
+// reported (by Refresh and in the log). Only a KeyRing that holds no key
+// for the present refuses to sign: its storage was never usable, or has not
+// been for longer than the schedule reached ahead.
 //
 // Deleting the document from storage revokes every key at once: the next
 // refresh of each instance finds no keys and the first to hold the lock
