@@ -1,6 +1,7 @@
 // Package clerkapi is a small typed client for the few Clerk Backend API
-// endpoints clerk_auth calls at request time: the handshake payload and
-// the verify endpoints of opaque machine tokens. Every call is treated as a
+// endpoints clerk_auth calls at request time: the handshake payload, the
+// verify endpoints of opaque machine tokens, and the users and
+// organizations that enrichment hands to upstreams. Every call is treated as a
 // budget: Clerk bills and rate-limits them per instance, so calls for the
 // same value share one request, a process-wide token bucket bounds the call
 // rate, and values that cannot be valid never leave the process.
@@ -71,11 +72,12 @@ type Config struct {
 	// draws from; DefaultRate and DefaultBurst if zero.
 	Rate  float64
 	Burst int
-	// Now is the clock of the bucket and of the machine-token cache;
-	// time.Now if nil.
+	// Now is the clock of the bucket and of the caches; time.Now if nil.
 	Now func() time.Time
 	// Machine configures the machine-token result cache.
 	Machine MachineCacheConfig
+	// Enrich configures the user and organization caches.
+	Enrich EnrichCacheConfig
 	// Observer is told of calls, cache look-ups and refusals, for metrics.
 	Observer Observer
 }
@@ -92,10 +94,14 @@ type Client struct {
 	flights  flights[[]string]
 	stats    counters
 	observer Observer
+	now      func() time.Time
 
 	machineFlights flights[Machine]
 	machines       *machineCache
 	machineStats   machineCounters
+
+	users *enricher[User]
+	orgs  *enricher[Organization]
 }
 
 type counters struct {
@@ -133,6 +139,10 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	enrich, err := cfg.Enrich.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -154,7 +164,7 @@ func New(cfg Config) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{
+	c := &Client{
 		secret:   cfg.SecretKey,
 		base:     strings.TrimRight(base, "/"),
 		http:     client,
@@ -162,14 +172,19 @@ func New(cfg Config) (*Client, error) {
 		bucket:   newBucket(rate, burst, now),
 		machines: newMachineCache(machine, now),
 		observer: cfg.Observer,
-	}, nil
+		now:      now,
+	}
+	c.users = newEnricher(userResource, enrich, c)
+	c.orgs = newEnricher(organizationResource, enrich, c)
+	return c, nil
 }
 
 // Stats returns the Client's counters so far.
 func (c *Client) Stats() Stats {
 	return Stats{
-		Calls:   c.stats.calls.Load(),
-		Shared:  c.flights.joined.Load() + c.machineFlights.joined.Load(),
+		Calls: c.stats.calls.Load(),
+		Shared: c.flights.joined.Load() + c.machineFlights.joined.Load() +
+			c.users.flights.joined.Load() + c.orgs.flights.joined.Load(),
 		Limited: c.stats.limited.Load(),
 		Refused: c.stats.refused.Load(),
 	}

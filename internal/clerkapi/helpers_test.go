@@ -60,14 +60,16 @@ func nonceFor(t *testing.T, iss *clerktest.Issuer) string {
 }
 
 // front is a real server on 127.0.0.1 in front of iss that records the
-// requests it forwards and, while gate is open, holds them until it is
-// closed.
+// requests it forwards and, while held, holds them until released.
 type front struct {
 	*httptest.Server
 	seen chan *http.Request
-	gate chan struct{}
+
+	mu   sync.Mutex
+	gate chan struct{} // nil while requests pass
 }
 
+// newFront starts a front, holding requests from the start if gated.
 func newFront(t *testing.T, iss *clerktest.Issuer, gated bool) *front {
 	t.Helper()
 	target, err := url.Parse(iss.APIURL())
@@ -77,17 +79,42 @@ func newFront(t *testing.T, iss *clerktest.Issuer, gated bool) *front {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	f := &front{seen: make(chan *http.Request, 1024)}
 	if gated {
-		f.gate = make(chan struct{})
+		f.hold()
 	}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.seen <- r.Clone(context.Background())
-		if f.gate != nil {
-			<-f.gate
+		f.mu.Lock()
+		gate := f.gate
+		f.mu.Unlock()
+		if gate != nil {
+			<-gate
 		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(f.Close)
+	// Runs before Close, so a failed test does not leave Close waiting on
+	// held requests.
+	t.Cleanup(f.release)
 	return f
+}
+
+// hold makes the front hold the requests it gets from now on.
+func (f *front) hold() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gate == nil {
+		f.gate = make(chan struct{})
+	}
+}
+
+// release lets the held requests, and every later one, through.
+func (f *front) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gate != nil {
+		close(f.gate)
+		f.gate = nil
+	}
 }
 
 // leaks reports whether msg shows any of the secrets.
