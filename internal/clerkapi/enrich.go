@@ -170,12 +170,13 @@ func (r *enricher[T]) fetch(ctx context.Context, c *Client, key [sha256.Size]byt
 	t := r.cache.begin(key)
 	k := call{endpoint: r.endpoint, method: http.MethodGet, path: r.path + id}
 	val, err := exchange(ctx, c, k, func(body []byte) (T, error) { return r.decode(id, body) })
+	r.cache.finish(key, t, val, err)
+	// Counted once stored, so that a count seen means a cache updated.
 	if isKind(err, ErrRateLimited) {
 		r.stats.limited.Add(1)
 	} else {
 		r.stats.calls[resultOf(err)].Add(1)
 	}
-	r.cache.finish(key, t, val, err)
 	return val, err
 }
 

@@ -149,7 +149,8 @@ func checkError(t *testing.T, err, wantKind error, wantStatus int, wantRetry tim
 }
 
 // observed records what an Observer is told, as "call <endpoint> <result>",
-// "limited <endpoint>" and "lookup hit" or "lookup miss", with counts.
+// "limited <endpoint>", "lookup hit" or "lookup miss" (machine tokens) and
+// "lookup <resource> <result>" (enrichment), with counts.
 type observed struct {
 	mu     sync.Mutex
 	events map[string]int
@@ -166,8 +167,9 @@ func (o *observed) add(event string) {
 
 func (o *observed) observer() Observer {
 	return Observer{
-		Call:    func(endpoint, result string) { o.add("call " + endpoint + " " + result) },
-		Limited: func(endpoint string) { o.add("limited " + endpoint) },
+		Call:         func(endpoint, result string) { o.add("call " + endpoint + " " + result) },
+		Limited:      func(endpoint string) { o.add("limited " + endpoint) },
+		EnrichLookup: func(resource, result string) { o.add("lookup " + resource + " " + result) },
 		MachineLookup: func(hit bool) {
 			if hit {
 				o.add("lookup hit")
