@@ -55,6 +55,12 @@ const (
 	// is a handful of Set-Cookie lines, a verified machine token a few
 	// hundred bytes plus its custom claims: a few KiB at most.
 	MaxBodyBytes = 64 << 10
+	// MaxResourceBodyBytes caps a user or organization answer instead: a
+	// user carries every email address, phone number and external account
+	// with its profile data, and its three metadata objects. An answer
+	// over the cap is unavailable on every look-up, spending the budget,
+	// so the cap is far above any real user's size.
+	MaxResourceBodyBytes = 1 << 20
 )
 
 // Config configures a Client. Only SecretKey is required.
@@ -208,6 +214,7 @@ type call struct {
 	path     string
 	query    url.Values
 	body     []byte // JSON; nil for none
+	maxBody  int    // what may be read of the answer; MaxBodyBytes if 0
 }
 
 // send performs one request, with the bucket already charged, and returns
@@ -237,13 +244,17 @@ func (c *Client) send(ctx context.Context, k call) ([]byte, error) {
 		return nil, transportError(k.endpoint, err)
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	limit := k.maxBody
+	if limit == 0 {
+		limit = MaxBodyBytes
+	}
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, transportError(k.endpoint, err)
 	}
-	if len(answer) > MaxBodyBytes {
+	if len(answer) > limit {
 		return nil, &Error{Kind: ErrUnavailable, Endpoint: k.endpoint, Status: resp.StatusCode,
-			detail: fmt.Sprintf("answer larger than %d bytes", MaxBodyBytes)}
+			detail: fmt.Sprintf("answer larger than %d bytes", limit)}
 	}
 	if resp.StatusCode/100 == 2 {
 		return answer, nil

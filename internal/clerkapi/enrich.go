@@ -168,7 +168,7 @@ func (r *enricher[T]) get(ctx context.Context, c *Client, id string) (T, error) 
 // fetch makes the one request of a flight for id and stores its answer.
 func (r *enricher[T]) fetch(ctx context.Context, c *Client, key [sha256.Size]byte, id string) (T, error) {
 	t := r.cache.begin(key)
-	k := call{endpoint: r.endpoint, method: http.MethodGet, path: r.path + id}
+	k := call{endpoint: r.endpoint, method: http.MethodGet, path: r.path + id, maxBody: MaxResourceBodyBytes}
 	val, err := exchange(ctx, c, k, func(body []byte) (T, error) { return r.decode(id, body) })
 	r.cache.finish(key, t, val, err)
 	// Counted once stored, so that a count seen means a cache updated.
@@ -241,11 +241,18 @@ type organizationJSON struct {
 	PublicMetadata json.RawMessage `json:"public_metadata"`
 }
 
+// header is what decodeResource checks of a decoded answer.
+func (d *userJSON) header() (object, id string, meta json.RawMessage) {
+	return d.Object, d.ID, d.PublicMetadata
+}
+
+func (d *organizationJSON) header() (object, id string, meta json.RawMessage) {
+	return d.Object, d.ID, d.PublicMetadata
+}
+
 func decodeUser(id string, body []byte) (User, error) {
 	var doc userJSON
-	meta, err := decodeResource(EndpointGetUser, body, &doc, func() (string, string, json.RawMessage) {
-		return doc.Object, doc.ID, doc.PublicMetadata
-	}, "user", id)
+	meta, err := decodeResource(EndpointGetUser, body, &doc, ResourceUser, id)
 	if err != nil {
 		return User{}, err
 	}
@@ -270,9 +277,7 @@ func decodeUser(id string, body []byte) (User, error) {
 
 func decodeOrganization(id string, body []byte) (Organization, error) {
 	var doc organizationJSON
-	meta, err := decodeResource(EndpointGetOrganization, body, &doc, func() (string, string, json.RawMessage) {
-		return doc.Object, doc.ID, doc.PublicMetadata
-	}, "organization", id)
+	meta, err := decodeResource(EndpointGetOrganization, body, &doc, ResourceOrganization, id)
 	if err != nil {
 		return Organization{}, err
 	}
@@ -280,12 +285,15 @@ func decodeOrganization(id string, body []byte) (Organization, error) {
 }
 
 // decodeResource decodes a 2xx answer into doc and checks it is the object
-// asked for: its "object" and its id, so that a misrouted answer is never
-// cached under another id. It returns the public metadata, nil for none.
-func decodeResource(endpoint string, body []byte, doc any, fields func() (object, id string, meta json.RawMessage), object, id string) (json.RawMessage, error) {
+// asked for, by its "object" (Clerk's ObjectType, which the Resource*
+// names match) and its id, so that a misrouted answer is never cached
+// under another id. It returns the public metadata, nil for none.
+func decodeResource(endpoint string, body []byte, doc interface {
+	header() (object, id string, meta json.RawMessage)
+}, object, id string) (json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	err := dec.Decode(doc)
-	gotObject, gotID, meta := fields()
+	gotObject, gotID, meta := doc.header()
 	if err != nil || dec.More() || gotObject != object || gotID != id {
 		return nil, &Error{Kind: ErrUnavailable, Endpoint: endpoint, Status: http.StatusOK,
 			detail: "the answer is not the " + object + " object asked for"}

@@ -107,6 +107,20 @@ func TestGetUserMapsClerksFields(t *testing.T) {
 	}
 }
 
+// TestLargeUserFits looks up a user whose public metadata alone is far
+// above MaxBodyBytes, the cap of the other endpoints: enrichment has its
+// own, MaxResourceBodyBytes.
+func TestLargeUserFits(t *testing.T) {
+	iss := clerktest.Start(t)
+	c, _ := newClient(t, iss.APIURL(), iss.SecretKey())
+	blob := strings.Repeat("x", 4*MaxBodyBytes)
+	iss.SetUser(clerktest.User{ID: "user_large", PublicMetadata: map[string]any{"blob": blob}})
+	u, err := c.GetUser(context.Background(), "user_large")
+	if err != nil || len(u.PublicMetadata) < len(blob) {
+		t.Errorf("%d bytes of metadata, %v; want all %d", len(u.PublicMetadata), err, len(blob))
+	}
+}
+
 func TestGetOrganizationMapsClerksFields(t *testing.T) {
 	iss := clerktest.Start(t)
 	c, _ := newClient(t, iss.APIURL(), iss.SecretKey())
@@ -281,6 +295,8 @@ func TestEnrichmentErrors(t *testing.T) {
 		{name: "down", fault: &clerktest.ResourceFault{Fault: clerktest.Fault{CloseConn: true}},
 			wantKind: ErrUnavailable, wantRetry: time.Second},
 		{name: "another object", fault: &clerktest.ResourceFault{Fault: clerktest.Fault{Body: []byte(`{"object":"user","id":"user_other"}`)}},
+			wantKind: ErrUnavailable, wantStatus: 200, wantRetry: time.Second},
+		{name: "oversized", fault: &clerktest.ResourceFault{Fault: clerktest.Fault{Oversize: true}},
 			wantKind: ErrUnavailable, wantStatus: 200, wantRetry: time.Second},
 		{name: "public metadata not an object", fault: &clerktest.ResourceFault{Fault: clerktest.Fault{Body: []byte(`{"object":"user","id":"user_x","public_metadata":[1]}`)}},
 			wantKind: ErrUnavailable, wantStatus: 200, wantRetry: time.Second},
