@@ -151,7 +151,7 @@ func TestConcurrentCallsForOneNonceShareOneRequest(t *testing.T) {
 	for c.Stats().Shared < callers-1 {
 		runtime.Gosched()
 	}
-	close(f.gate)
+	f.release()
 	wg.Wait()
 	close(results)
 	close(errs)
@@ -199,7 +199,7 @@ func TestACallerGivingUpLeavesTheOthersTheirAnswer(t *testing.T) {
 	if err := <-quitter; !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("the caller that gave up got %v, want ErrUnavailable wrapping context.Canceled", err)
 	}
-	close(f.gate)
+	f.release()
 	if err := <-stayer; err != nil {
 		t.Errorf("the caller that stayed got %v, want the directives", err)
 	}

@@ -1,6 +1,7 @@
 // Package clerkapi is a small typed client for the few Clerk Backend API
-// endpoints clerk_auth calls at request time: the handshake payload and
-// the verify endpoints of opaque machine tokens. Every call is treated as a
+// endpoints clerk_auth calls at request time: the handshake payload, the
+// verify endpoints of opaque machine tokens, and the users and
+// organizations that enrichment hands to upstreams. Every call is treated as a
 // budget: Clerk bills and rate-limits them per instance, so calls for the
 // same value share one request, a process-wide token bucket bounds the call
 // rate, and values that cannot be valid never leave the process.
@@ -54,6 +55,12 @@ const (
 	// is a handful of Set-Cookie lines, a verified machine token a few
 	// hundred bytes plus its custom claims: a few KiB at most.
 	MaxBodyBytes = 64 << 10
+	// MaxResourceBodyBytes caps a user or organization answer instead: a
+	// user carries every email address, phone number and external account
+	// with its profile data, and its three metadata objects. An answer
+	// over the cap is unavailable on every look-up, spending the budget,
+	// so the cap is far above any real user's size.
+	MaxResourceBodyBytes = 1 << 20
 )
 
 // Config configures a Client. Only SecretKey is required.
@@ -71,11 +78,12 @@ type Config struct {
 	// draws from; DefaultRate and DefaultBurst if zero.
 	Rate  float64
 	Burst int
-	// Now is the clock of the bucket and of the machine-token cache;
-	// time.Now if nil.
+	// Now is the clock of the bucket and of the caches; time.Now if nil.
 	Now func() time.Time
 	// Machine configures the machine-token result cache.
 	Machine MachineCacheConfig
+	// Enrich configures the user and organization caches.
+	Enrich EnrichCacheConfig
 	// Observer is told of calls, cache look-ups and refusals, for metrics.
 	Observer Observer
 }
@@ -92,10 +100,14 @@ type Client struct {
 	flights  flights[[]string]
 	stats    counters
 	observer Observer
+	now      func() time.Time
 
 	machineFlights flights[Machine]
 	machines       *machineCache
 	machineStats   machineCounters
+
+	users *enricher[User]
+	orgs  *enricher[Organization]
 }
 
 type counters struct {
@@ -133,6 +145,10 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	enrich, err := cfg.Enrich.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -154,7 +170,7 @@ func New(cfg Config) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{
+	c := &Client{
 		secret:   cfg.SecretKey,
 		base:     strings.TrimRight(base, "/"),
 		http:     client,
@@ -162,14 +178,19 @@ func New(cfg Config) (*Client, error) {
 		bucket:   newBucket(rate, burst, now),
 		machines: newMachineCache(machine, now),
 		observer: cfg.Observer,
-	}, nil
+		now:      now,
+	}
+	c.users = newEnricher(userResource, enrich, c)
+	c.orgs = newEnricher(organizationResource, enrich, c)
+	return c, nil
 }
 
 // Stats returns the Client's counters so far.
 func (c *Client) Stats() Stats {
 	return Stats{
-		Calls:   c.stats.calls.Load(),
-		Shared:  c.flights.joined.Load() + c.machineFlights.joined.Load(),
+		Calls: c.stats.calls.Load(),
+		Shared: c.flights.joined.Load() + c.machineFlights.joined.Load() +
+			c.users.flights.joined.Load() + c.orgs.flights.joined.Load(),
 		Limited: c.stats.limited.Load(),
 		Refused: c.stats.refused.Load(),
 	}
@@ -193,6 +214,7 @@ type call struct {
 	path     string
 	query    url.Values
 	body     []byte // JSON; nil for none
+	maxBody  int    // what may be read of the answer; MaxBodyBytes if 0
 }
 
 // send performs one request, with the bucket already charged, and returns
@@ -222,13 +244,17 @@ func (c *Client) send(ctx context.Context, k call) ([]byte, error) {
 		return nil, transportError(k.endpoint, err)
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	limit := k.maxBody
+	if limit == 0 {
+		limit = MaxBodyBytes
+	}
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, transportError(k.endpoint, err)
 	}
-	if len(answer) > MaxBodyBytes {
+	if len(answer) > limit {
 		return nil, &Error{Kind: ErrUnavailable, Endpoint: k.endpoint, Status: resp.StatusCode,
-			detail: fmt.Sprintf("answer larger than %d bytes", MaxBodyBytes)}
+			detail: fmt.Sprintf("answer larger than %d bytes", limit)}
 	}
 	if resp.StatusCode/100 == 2 {
 		return answer, nil

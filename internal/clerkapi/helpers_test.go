@@ -60,14 +60,16 @@ func nonceFor(t *testing.T, iss *clerktest.Issuer) string {
 }
 
 // front is a real server on 127.0.0.1 in front of iss that records the
-// requests it forwards and, while gate is open, holds them until it is
-// closed.
+// requests it forwards and, while held, holds them until released.
 type front struct {
 	*httptest.Server
 	seen chan *http.Request
-	gate chan struct{}
+
+	mu   sync.Mutex
+	gate chan struct{} // nil while requests pass
 }
 
+// newFront starts a front, holding requests from the start if gated.
 func newFront(t *testing.T, iss *clerktest.Issuer, gated bool) *front {
 	t.Helper()
 	target, err := url.Parse(iss.APIURL())
@@ -77,17 +79,42 @@ func newFront(t *testing.T, iss *clerktest.Issuer, gated bool) *front {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	f := &front{seen: make(chan *http.Request, 1024)}
 	if gated {
-		f.gate = make(chan struct{})
+		f.hold()
 	}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.seen <- r.Clone(context.Background())
-		if f.gate != nil {
-			<-f.gate
+		f.mu.Lock()
+		gate := f.gate
+		f.mu.Unlock()
+		if gate != nil {
+			<-gate
 		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(f.Close)
+	// Runs before Close, so a failed test does not leave Close waiting on
+	// held requests.
+	t.Cleanup(f.release)
 	return f
+}
+
+// hold makes the front hold the requests it gets from now on.
+func (f *front) hold() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gate == nil {
+		f.gate = make(chan struct{})
+	}
+}
+
+// release lets the held requests, and every later one, through.
+func (f *front) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gate != nil {
+		close(f.gate)
+		f.gate = nil
+	}
 }
 
 // leaks reports whether msg shows any of the secrets.
@@ -122,7 +149,8 @@ func checkError(t *testing.T, err, wantKind error, wantStatus int, wantRetry tim
 }
 
 // observed records what an Observer is told, as "call <endpoint> <result>",
-// "limited <endpoint>" and "lookup hit" or "lookup miss", with counts.
+// "limited <endpoint>", "lookup hit" or "lookup miss" (machine tokens) and
+// "lookup <resource> <result>" (enrichment), with counts.
 type observed struct {
 	mu     sync.Mutex
 	events map[string]int
@@ -139,8 +167,9 @@ func (o *observed) add(event string) {
 
 func (o *observed) observer() Observer {
 	return Observer{
-		Call:    func(endpoint, result string) { o.add("call " + endpoint + " " + result) },
-		Limited: func(endpoint string) { o.add("limited " + endpoint) },
+		Call:         func(endpoint, result string) { o.add("call " + endpoint + " " + result) },
+		Limited:      func(endpoint string) { o.add("limited " + endpoint) },
+		EnrichLookup: func(resource, result string) { o.add("lookup " + resource + " " + result) },
 		MachineLookup: func(hit bool) {
 			if hit {
 				o.add("lookup hit")

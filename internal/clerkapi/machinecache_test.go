@@ -36,7 +36,7 @@ func TestConcurrentCallsForOneTokenShareOneRequest(t *testing.T) {
 	for c.Stats().Shared < callers-1 {
 		runtime.Gosched()
 	}
-	close(f.gate)
+	f.release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {

@@ -19,7 +19,7 @@ func (s *machineCounters) counted(endpoint int, err error) {
 
 // CallResults counts the Backend API calls of one endpoint by outcome.
 type CallResults struct {
-	Valid        int64 // 2xx with a valid token (ResultOK)
+	Valid        int64 // 2xx with a valid token, user or organization (ResultOK)
 	Invalid      int64 // unknown, revoked or expired (404, 400, 422, or flags)
 	Unauthorized int64 // 401: the secret key was refused
 	Unavailable  int64 // 429, 5xx, timeouts, outages, unreadable answers

@@ -8,16 +8,39 @@ const (
 	EndpointAPIKeyVerify     = "POST /api_keys/verify"
 	EndpointM2MTokenVerify   = "POST /m2m_tokens/verify"
 	EndpointOAuthTokenVerify = "POST /oauth_applications/access_tokens/verify"
+	EndpointGetUser          = "GET /v1/users/{user_id}"
+	EndpointGetOrganization  = "GET /v1/organizations/{organization_id}"
+)
+
+// Resources enrichment caches, the "resource" an Observer's EnrichLookup
+// is told of.
+const (
+	ResourceUser         = "user"
+	ResourceOrganization = "organization"
+)
+
+// Outcomes of an enrichment look-up, the "result" an Observer's
+// EnrichLookup is told of.
+const (
+	// LookupHit: a fresh entry answered, or a "not found" still kept.
+	LookupHit = "hit"
+	// LookupStale: an entry past its TTL but within MaxStale answered,
+	// while a background call refreshes it.
+	LookupStale = "stale"
+	// LookupMiss: no entry could answer; the caller joined a request in
+	// flight or made one, which the bucket may refuse.
+	LookupMiss = "miss"
 )
 
 // Results of a request sent to Clerk, the "result" an Observer's Call is
 // told of. They are the whole set, one per kind of Error plus success.
 const (
-	// ResultOK: Clerk answered 2xx with what was asked, a verified token
-	// or a handshake payload's directives.
+	// ResultOK: Clerk answered 2xx with what was asked, a verified token,
+	// a handshake payload's directives, a user or an organization.
 	ResultOK = "ok"
 	// ResultInvalid: Clerk said the value is unknown or invalid (400, 404,
-	// 422), or answered a token as revoked or expired (ErrNotFound).
+	// 422), or answered a token as revoked or expired (ErrNotFound): for
+	// enrichment, a user or organization that does not exist.
 	ResultInvalid = "invalid"
 	// ResultUnauthorized: Clerk refused the secret key (401,
 	// ErrUnauthorized).
@@ -44,6 +67,10 @@ type Observer struct {
 	// joins a request in flight or makes one, which the bucket may
 	// refuse).
 	MachineLookup func(hit bool)
+	// EnrichLookup is told, for every GetUser or GetOrganization of an id
+	// that could be valid, its resource (Resource*) and how the cache
+	// answered (Lookup*).
+	EnrichLookup func(resource, result string)
 	// Limited is told of every request the token bucket refused
 	// (ErrRateLimited), by endpoint (Endpoint*): the calls dropped to keep
 	// within Clerk's rate limit.
@@ -84,6 +111,12 @@ func (o *Observer) call(endpoint string, result int) {
 func (o *Observer) machineLookup(hit bool) {
 	if o.MachineLookup != nil {
 		o.MachineLookup(hit)
+	}
+}
+
+func (o *Observer) enrichLookup(resource, result string) {
+	if o.EnrichLookup != nil {
+		o.EnrichLookup(resource, result)
 	}
 }
 

@@ -18,7 +18,9 @@
 // hands fresh session tokens back to the app through the handshake: the
 // Frontend API's GET {URL}/v1/client/handshake and, for the nonce format, the
 // Backend API's GET {URL}/v1/clients/handshake_payload. It issues opaque
-// machine tokens and verifies them at the Backend API's POST endpoints.
+// machine tokens and verifies them at the Backend API's POST endpoints, and
+// serves the users and organizations a test sets up at the Backend API's
+// GET /v1/users/{id} and /v1/organizations/{id}.
 //
 // Both JWKS endpoints can be made slow, broken or hostile with SetFault, and the
 // key set can be rotated while serving. Mint produces RS256 session tokens
@@ -78,11 +80,12 @@ type Issuer struct {
 	srv       *http.Server
 	served    chan struct{} // closed when the Serve goroutine has returned
 
-	fetches  atomic.Int64
-	fault    atomic.Pointer[Fault]
-	signIn   atomic.Pointer[SignInPage] // nil until EnableSignIn
-	hs       handshakeState
-	machines machineState
+	fetches   atomic.Int64
+	fault     atomic.Pointer[Fault]
+	signIn    atomic.Pointer[SignInPage] // nil until EnableSignIn
+	hs        handshakeState
+	machines  machineState
+	resources resourceState
 
 	// life guards the transition to closed so that no handler can register
 	// in inflight after Close has started waiting on it.
@@ -149,6 +152,8 @@ func NewAt(addr string) (*Issuer, error) {
 	mux.HandleFunc(APIKeyVerifyPath, i.verifyHandler("secret", "ak_", &i.machines.apiKey, "API key not found"))
 	mux.HandleFunc(M2MTokenVerifyPath, i.verifyHandler("token", "mt_", &i.machines.m2m, "Machine token not found"))
 	mux.HandleFunc(OAuthTokenVerifyPath, i.verifyHandler("access_token", "oat_", &i.machines.oauthTok, "OAuth token not found"))
+	mux.HandleFunc(UsersPath+"{id}", i.resourceHandler(&i.resources.userCalls, i.userJSON))
+	mux.HandleFunc(OrganizationsPath+"{id}", i.resourceHandler(&i.resources.orgCalls, i.organizationJSON))
 	i.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(i.served)
