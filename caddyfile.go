@@ -13,7 +13,11 @@ import (
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("clerk_auth", parseCaddyfile)
 	// Authentication belongs before everything that serves or proxies, the
-	// same slot as basic_auth, so users never have to write an order.
+	// same slot as basic_auth, so users never have to write an order. The
+	// assertion keys go first of all: they are public, and an upstream
+	// fetching them has no Clerk token. Each insertion lands right before
+	// basic_auth, so this order of calls puts clerk_identity_jwks first.
+	httpcaddyfile.RegisterDirectiveOrder("clerk_identity_jwks", httpcaddyfile.Before, "basic_auth")
 	httpcaddyfile.RegisterDirectiveOrder("clerk_auth", httpcaddyfile.Before, "basic_auth")
 }
 
@@ -59,13 +63,21 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cross_site_cookies  refuse|allow
 //		handshake           on|off
 //		proxy_url           <url>|<path>
+//		enrich              user|org...
+//		enrich_required
+//		identity_assertion  <header> {
+//			audience <aud>
+//			issuer   <iss>
+//			ttl      <duration>
+//		}
 //	}
 //
 // issuer, audience, authorized_parties and accept may be repeated; their
 // values add up. The requirement lines (roles, org_role, org_permission,
 // feature, plan, scope, claim) may be repeated: every line must pass, and within a
 // line any one value suffices. forward_header may be repeated, once per
-// header. The other subdirectives may be given once.
+// header; enrich may be repeated, its values adding up. The other
+// subdirectives may be given once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -142,6 +154,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = singleChoice(d, &h.Handshake, handshakeOn, handshakeOff)
 		case "proxy_url":
 			err = single(d, &h.ProxyURL)
+		case "enrich":
+			err = appendValues(d, &h.Enrich)
+		case "enrich_required":
+			err = setFlag(d, &h.EnrichRequired)
+		case "identity_assertion":
+			err = h.parseIdentityAssertion(d)
 		case "forward_header":
 			var fh ForwardHeader
 			if !d.AllArgs(&fh.Field, &fh.Value) {
@@ -197,6 +215,34 @@ func (h *Handler) parseBackendAPIRate(d *caddyfile.Dispenser) error {
 		}
 		h.BackendAPIBurst = burst
 	}
+	return nil
+}
+
+func (h *Handler) parseIdentityAssertion(d *caddyfile.Dispenser) error {
+	if h.IdentityAssertion != nil {
+		return d.Errf("identity_assertion is given twice")
+	}
+	a := new(IdentityAssertion)
+	if !d.AllArgs(&a.Header) {
+		return d.Errf("identity_assertion needs the header to set, e.g. identity_assertion X-Clerk-Identity { audience https://api.internal }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "audience":
+			err = single(d, &a.Audience)
+		case "issuer":
+			err = single(d, &a.Issuer)
+		case "ttl":
+			err = parseDuration(d, &a.TTL)
+		default:
+			return d.Errf("unrecognized identity_assertion subdirective %q: use audience, issuer or ttl", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	h.IdentityAssertion = a
 	return nil
 }
 

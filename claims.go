@@ -39,6 +39,8 @@ type Identity struct {
 	// although the token carried some (see PermissionsProblem).
 	permissionsProblem string
 
+	assertionHolder
+
 	payload    string
 	parseOnce  sync.Once
 	parsedJSON map[string]any
@@ -198,7 +200,13 @@ func (id *Identity) claim(path string) (any, bool) {
 		dec.UseNumber() // keep numbers exactly as the issuer wrote them
 		_ = dec.Decode(&id.parsedJSON)
 	})
-	var cur any = id.parsedJSON
+	return lookupPath(id.parsedJSON, path)
+}
+
+// lookupPath returns the value at a dotted path of a decoded JSON object;
+// ok is false when it is missing or null.
+func lookupPath(doc any, path string) (any, bool) {
+	cur := doc
 	for part := range strings.SplitSeq(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {

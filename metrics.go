@@ -39,6 +39,9 @@ var metrics = struct {
 	backendCalls   *prometheus.CounterVec
 	backendLimited *prometheus.CounterVec
 	machineCache   *prometheus.CounterVec
+	// Enrichment look-ups by resource (user, organization) and result
+	// (hit, stale, miss).
+	enrichCache *prometheus.CounterVec
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace,
@@ -88,6 +91,12 @@ var metrics = struct {
 		Name:      "machine_token_cache_total",
 		Help:      "Opaque machine-token verifications, by whether the cache answered (hit) or a Backend API call was needed or joined (miss).",
 	}, []string{"result"}),
+	enrichCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "enrich_cache_total",
+		Help:      "Backend API user and organization look-ups, by resource (user, organization) and result (hit, stale: served while one call refreshes it, miss).",
+	}, []string{"resource", "result"}),
 }
 
 // The counters bumped on every request are resolved once: WithLabelValues
@@ -114,7 +123,8 @@ var backendAPIObserver = clerkapi.Observer{
 			machineCacheMiss.Inc()
 		}
 	},
-	Limited: func(endpoint string) { metrics.backendLimited.WithLabelValues(endpoint).Inc() },
+	Limited:      func(endpoint string) { metrics.backendLimited.WithLabelValues(endpoint).Inc() },
+	EnrichLookup: func(resource, result string) { metrics.enrichCache.WithLabelValues(resource, result).Inc() },
 }
 
 // observeTokenCache counts one lookup in the verified-token cache.
@@ -158,7 +168,7 @@ var (
 // error.
 func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, metrics.handshakes, metrics.handshakeReturns,
-		metrics.backendCalls, metrics.backendLimited, metrics.machineCache, keySetCollector{}} {
+		metrics.backendCalls, metrics.backendLimited, metrics.machineCache, metrics.enrichCache, keySetCollector{}} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
 			return err

@@ -295,6 +295,29 @@ type Handler struct {
 	// the browser's SameSite handling alone; `allow` leaves it to the app.
 	CrossSiteCookies string `json:"cross_site_cookies,omitempty"`
 
+	// Backend API data to fetch for authenticated requests: `user` (the
+	// user's email address, names, username, image and public metadata)
+	// and/or `org` (the active organization's name, slug, image and public
+	// metadata). It becomes `{http.auth.user.email}`,
+	// `{http.auth.user.first_name}`, `{http.auth.user.last_name}`,
+	// `{http.auth.user.username}`, `{http.auth.user.image_url}`,
+	// `{http.auth.user.public_metadata.<path>}`, `{http.auth.org.name}`,
+	// `{http.auth.org.slug}`, `{http.auth.org.image_url}` and
+	// `{http.auth.org.public_metadata.<path>}`, and enters the identity
+	// assertion. Needs SecretKey. Answers are cached per user and per
+	// organization (5m, then served stale while one call refreshes them)
+	// and draw on the same call budget as machine tokens. Nothing is
+	// fetched unless configured.
+	Enrich []string `json:"enrich,omitempty"`
+
+	// Without it, a request whose data the Backend API cannot give (down,
+	// rate-limited) goes on without it, and that is logged. With it, such a
+	// request gets 503 with Retry-After (`enrich-unavailable`).
+	EnrichRequired bool `json:"enrich_required,omitempty"`
+
+	// A signed identity assertion for the upstream; see IdentityAssertion.
+	IdentityAssertion *IdentityAssertion `json:"identity_assertion,omitempty"`
+
 	// Clerk's handshake for browser sessions: `on` or `off`. It is on when
 	// the instance is known from PublishableKey and SecretKey is set (`on`
 	// without them is a configuration error). Then a page load whose
@@ -312,6 +335,9 @@ type Handler struct {
 
 	verifier     *verifier
 	machines     *machineVerifier
+	enricher     *enricher        // nil without enrich
+	minter       *minter          // nil without identity_assertion
+	ringKey      string           // the assertionRings entry this handler holds
 	backend      *backendAPI      // nil without secret_key
 	api          *clerkapi.Client // from apiClients; nil until a step needs it
 	apiClientKey string           // the apiClients entry this handler holds
@@ -371,7 +397,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// preflight instead of forwarding the literal "{http.auth.user.id}".
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	st, r := stateFor(r, repl)
-	st.id, st.reason = nil, ""
+	st.id, st.reason, st.enrich = nil, "", nil
 
 	if !h.authenticatePreflights && isPreflight(r) {
 		return next.ServeHTTP(w, r)
@@ -427,22 +453,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	if reason := h.requirements.check(id).reason; reason != "" {
-		metrics.requests.WithLabelValues(requestRejected, reason).Inc()
-		st.reason = reason
-		ve := &VerifyError{Reason: reason, Err: errors.New("requirement not met")}
-		h.logReject(r, ve, carrier)
-		return h.refuse(w, r, ve)
+		return h.refuseVerified(w, r, &VerifyError{Reason: reason, Err: errors.New("requirement not met")}, carrier)
 	}
 
 	if problem := id.PermissionsProblem(); problem != "" {
 		h.logger.Warn("organization permissions could not be decoded; treating the user as holding none",
 			zap.String("user_id", id.Subject), zap.String("problem", problem))
 	}
+	if h.enricher != nil {
+		if st.enrich, err = h.enricher.enrich(r.Context(), id); err != nil {
+			return h.refuseVerified(w, r, err.(*VerifyError), carrier)
+		}
+	}
+	if h.minter != nil {
+		token, err := h.minter.assertionFor(id, st.enrich, r)
+		if err != nil {
+			h.logger.Error("no identity assertion could be signed", zap.Error(err))
+			return h.refuseVerified(w, r, &VerifyError{Reason: ReasonAssertionUnavailable, Err: err}, carrier)
+		}
+		r.Header.Set(h.minter.header, token)
+	}
 	st.id = id
 	for i, fh := range h.ForwardHeaders {
 		var v string
 		if name := h.forwardFields[i]; name != "" {
-			v = id.placeholder(name)
+			v = st.userField(name)
 		} else {
 			v = repl.ReplaceAll(fh.Value, "")
 		}
@@ -452,6 +487,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	allowedRequests.Inc()
 	return next.ServeHTTP(w, r)
+}
+
+// refuseVerified refuses a request whose token verified, for a reason
+// Optional does not waive: a requirement, or data it cannot go on without.
+func (h *Handler) refuseVerified(w http.ResponseWriter, r *http.Request, ve *VerifyError, carrier string) error {
+	metrics.requests.WithLabelValues(requestRejected, ve.Reason).Inc()
+	stateOf(r).reason = ve.Reason
+	h.logReject(r, ve, carrier)
+	return h.refuse(w, r, ve)
 }
 
 // refuse answers a request that does not go on, as answerFor says; a

@@ -21,7 +21,8 @@ const (
 // lazily, when something (header_up, a log, a template) asks for them, so a
 // request pays only for the values it uses.
 type authState struct {
-	id     *Identity // nil: anonymous
+	id     *Identity   // nil: anonymous
+	enrich *enrichment // nil: none configured or none to be had
 	reason string
 }
 
@@ -38,6 +39,11 @@ func stateFor(r *http.Request, repl *caddy.Replacer) (*authState, *http.Request)
 	st := new(authState)
 	repl.Map(st.placeholder)
 	return st, r.WithContext(context.WithValue(r.Context(), authStateKey{}, st))
+}
+
+// stateOf is the request's authState, which ServeHTTP installed.
+func stateOf(r *http.Request) *authState {
+	return r.Context().Value(authStateKey{}).(*authState)
 }
 
 // IdentityFrom returns the identity that clerk_auth verified for r, for
@@ -60,6 +66,12 @@ func (st *authState) placeholder(key string) (any, bool) {
 	if key == reasonVariable {
 		return st.reason, true
 	}
+	if name, ok := strings.CutPrefix(key, orgPrefix); ok {
+		if st.id == nil {
+			return "", true
+		}
+		return escapeControls(st.enrich.orgField(name)), true
+	}
 	name, ok := strings.CutPrefix(key, userPrefix)
 	if !ok {
 		return nil, false
@@ -67,7 +79,16 @@ func (st *authState) placeholder(key string) (any, bool) {
 	if st.id == nil {
 		return "", true
 	}
-	return st.id.placeholder(name), true
+	return st.userField(name), true
+}
+
+// userField is {http.auth.user.<name>} of an authenticated request: the
+// enrichment fields, then the identity's.
+func (st *authState) userField(name string) string {
+	if v, ok := st.enrich.userField(name); ok {
+		return escapeControls(v)
+	}
+	return st.id.placeholder(name)
 }
 
 // placeholder returns the value of {http.auth.user.<name>}. It is always a

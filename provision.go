@@ -27,7 +27,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("clerk_auth: metrics: %w", err)
 		}
 	}
-	if err := h.provision(caddy.NewReplacer()); err != nil {
+	repl := caddy.NewReplacer()
+	if err := h.provision(repl); err != nil {
+		return fmt.Errorf("clerk_auth: %w", err)
+	}
+	// The assertion keys live in Caddy's storage, which only the context has.
+	if err := h.provisionAssertion(ctx, repl); err != nil {
 		return fmt.Errorf("clerk_auth: %w", err)
 	}
 	return nil
@@ -46,6 +51,7 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 		h.provisionCrossSiteCookies,
 		h.provisionVerifier,
 		h.provisionMachines,
+		h.provisionEnrich,
 		h.provisionSessions,
 	} {
 		if err := step(repl); err != nil {
@@ -343,6 +349,10 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.apiClientKey != "" {
 		_, err := apiClients.Delete(h.apiClientKey)
+		errs = append(errs, err)
+	}
+	if h.ringKey != "" {
+		_, err := assertionRings.Delete(h.ringKey)
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -45,6 +45,12 @@ const (
 	// (down, slow, rate-limited by Clerk or by our own call budget): 503
 	// with Retry-After. Clerk's SDK says unexpected-error and signs out.
 	ReasonBackendUnavailable = "backend-api-unavailable"
+	// enrich_required, and the Backend API could not give the user's or
+	// organization's data for now: 503 with Retry-After.
+	ReasonEnrichUnavailable = "enrich-unavailable"
+	// No identity assertion could be signed: its keys could not be read
+	// from or made in Caddy's storage. 503, never an unsigned request.
+	ReasonAssertionUnavailable = "assertion-unavailable"
 	// Clerk refused the secret key while verifying an opaque machine token:
 	// a configuration fault, so 503, not a verdict on the token.
 	ReasonSecretKeyInvalid = "secret-key-invalid"
@@ -117,7 +123,8 @@ func answerFor(reason string) answer {
 	case ReasonTokenMissing, handshake.ReasonUATWithoutToken, handshake.ReasonSessionTokenMissing:
 		// Clerk's cookie reasons that also mean "no session token".
 		return answer{status: http.StatusUnauthorized, challenge: "Bearer", signIn: true}
-	case ReasonJWKSUnavailable, ReasonHandshakeUnavailable, ReasonBackendUnavailable, ReasonSecretKeyInvalid:
+	case ReasonJWKSUnavailable, ReasonHandshakeUnavailable, ReasonBackendUnavailable, ReasonSecretKeyInvalid,
+		ReasonEnrichUnavailable, ReasonAssertionUnavailable:
 		// Not a 401: a Clerk outage must not look like a sign-out.
 		return answer{status: http.StatusServiceUnavailable}
 	case ReasonCrossSiteCookie:
