@@ -150,7 +150,7 @@ func (m *minter) assertionFor(id *Identity, enrich *enrichment, r *http.Request)
 		issuer = u.Scheme + "://" + u.Host
 	}
 	now := m.now()
-	if c := id.assertion.Load(); c != nil && c.by == m && c.issuer == issuer && c.enrich == enrich && now.Before(c.renewAt) {
+	if c := id.assertion.Load(); c != nil && c.by == m && c.issuer == issuer && c.enrich.same(enrich) && now.Before(c.renewAt) {
 		return c.token, nil
 	}
 	exp := now.Add(m.ttl)

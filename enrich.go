@@ -1,6 +1,7 @@
 package clerkauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,11 +26,37 @@ const orgPrefix = "http.auth.org."
 
 // enrichment is the Backend API data of one request's user and active
 // organization, each nil when not configured, not applicable or not to be
-// had. Its pointers come from the shared cache, so an unchanged entry
-// gives the same enrichment, and a cached assertion stays valid.
+// had. Each request gets its own, so a cached assertion is checked against
+// it with same.
 type enrichment struct {
 	user *clerkapi.User
 	org  *clerkapi.Organization
+}
+
+// same reports whether e and o hold the same data, so that an assertion
+// minted with one states the other too. Answers from one cache entry share
+// their metadata, so comparing it costs little.
+func (e *enrichment) same(o *enrichment) bool {
+	if e == nil || o == nil {
+		return e == o
+	}
+	return sameUser(e.user, o.user) && sameOrganization(e.org, o.org)
+}
+
+func sameUser(a, b *clerkapi.User) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ID == b.ID && a.Email == b.Email && a.FirstName == b.FirstName && a.LastName == b.LastName &&
+		a.Username == b.Username && a.ImageURL == b.ImageURL && bytes.Equal(a.PublicMetadata, b.PublicMetadata)
+}
+
+func sameOrganization(a, b *clerkapi.Organization) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ID == b.ID && a.Name == b.Name && a.Slug == b.Slug && a.ImageURL == b.ImageURL &&
+		bytes.Equal(a.PublicMetadata, b.PublicMetadata)
 }
 
 // enrichedClaims are the enrichment fields of an identity assertion.
