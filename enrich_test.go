@@ -320,3 +320,124 @@ func TestEnrichmentSame(t *testing.T) {
 	changed(reflect.ValueOf(&user).Elem())
 	changed(reflect.ValueOf(&org).Elem())
 }
+
+// TestEnrichOutage: when the Backend API is down, refuses with 429 or
+// fails with 500, a request goes on without the enrichment fields (in
+// headers and assertion) and the gap is logged; with enrich_required it is
+// 503 enrich-unavailable with Retry-After. Both recover with Clerk.
+func TestEnrichOutage(t *testing.T) {
+	iss := clerktest.Start(t)
+	clock := useFakeClock(t, iss)
+	up := startUpstream(t)
+	logOptions, readLog := debugLog(t)
+	assertion := assertionBlock("https://a.internal")
+	tester := startAssertionCaddy(t, t.TempDir(), logOptions,
+		machineRoute("/e", iss, up, append([]string{"enrich user org", assertion}, enrichHeaders...)...),
+		machineRoute("/req", iss, up, append([]string{"enrich user", "enrich_required", assertion}, enrichHeaders...)...),
+	)
+	jwks, _ := identityJWKS(t, tester)
+
+	cases := []struct {
+		name       string
+		fault      clerktest.ResourceFault
+		retryAfter string
+	}{
+		{"down", clerktest.ResourceFault{Fault: clerktest.Fault{CloseConn: true}}, retryAfter},
+		{"429 with Retry-After", clerktest.ResourceFault{Fault: clerktest.Fault{Status: http.StatusTooManyRequests}, RetryAfter: "7"}, "7"},
+		{"500", clerktest.ResourceFault{Fault: clerktest.Fault{Status: http.StatusInternalServerError}}, retryAfter},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			userID, orgID := fmt.Sprintf("user_outage%d", i), fmt.Sprintf("org_outage%d", i)
+			token := setAlice(iss, userID, orgID)
+			iss.SetResourceFault(tc.fault)
+
+			up.reset()
+			resp, body := do(t, tester, http.MethodGet, "/e/x", bearer(token))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("without enrich_required: status %d %q, want 200", resp.StatusCode, body)
+			}
+			h := up.last()
+			checkHeaders(t, h, map[string]string{"X-User-Id": userID, "X-Name": ""})
+			claims, err := verifyAssertion(h.Get(assertionHeader), jwks, "https://a.internal", clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"email", "first_name", "public_metadata", "org_name", "org_public_metadata"} {
+				if v, ok := claims[k]; ok {
+					t.Errorf("assertion %s = %v during the outage", k, v)
+				}
+			}
+			if claims["sub"] != userID || claims["org_id"] != orgID {
+				t.Errorf("assertion sub %v org_id %v: the token's identity must stay", claims["sub"], claims["org_id"])
+			}
+			logged := false
+			for _, line := range strings.Split(readLog(), "\n") {
+				logged = logged || strings.Contains(line, "Backend API data left out of this request") && strings.Contains(line, userID)
+			}
+			if !logged {
+				t.Error("no log line says the request went on without its Backend API data")
+			}
+
+			up.reset()
+			resp, body = do(t, tester, http.MethodGet, "/req/x", bearer(token))
+			checkRefused(t, up, resp, body, http.StatusServiceUnavailable, ReasonEnrichUnavailable)
+			if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
+				t.Errorf("Retry-After %q, want %q", got, tc.retryAfter)
+			}
+
+			iss.ClearResourceFault()
+			up.reset()
+			if resp, body := do(t, tester, http.MethodGet, "/e/x", bearer(token)); resp.StatusCode != http.StatusOK {
+				t.Fatalf("after recovery: status %d %q", resp.StatusCode, body)
+			}
+			checkHeaders(t, up.last(), aliceHeaders(userID, orgID))
+			if resp, body := do(t, tester, http.MethodGet, "/req/x", bearer(token)); resp.StatusCode != http.StatusOK {
+				t.Fatalf("enrich_required after recovery: status %d %q", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// TestEnrichControlCharacters: names and metadata with CR, LF and NUL
+// reach the upstream percent-encoded in their one header, never as a
+// header of their own, and exactly as Clerk has them in the assertion.
+func TestEnrichControlCharacters(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester := startAssertionCaddy(t, t.TempDir(), "",
+		machineRoute("/e", iss, up, append([]string{"enrich user org", assertionBlock("https://a.internal")}, enrichHeaders...)...))
+	const (
+		first = "Alice\r\nX-Injected: first"
+		last  = "Lid\x00dell"
+		org   = "Acme\nX-Injected: org"
+		plan  = "pro\r\n\r\nGET / HTTP/1.1"
+	)
+	iss.SetUser(clerktest.User{ID: "user_crlf", FirstName: first, LastName: last, PublicMetadata: map[string]any{"plan": plan}})
+	iss.SetOrganization(clerktest.Organization{ID: "org_crlf", Name: org, Slug: "crlf"})
+	token := iss.Mint(clerktest.V1Org("org_crlf", "crlf", "org:member"), clerktest.WithClaims(map[string]any{"sub": "user_crlf"}))
+
+	up.reset()
+	resp, body := do(t, tester, http.MethodGet, "/e/x", bearer(token))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d %q", resp.StatusCode, body)
+	}
+	h := up.last()
+	checkHeaders(t, h, map[string]string{
+		"X-User-Id": "user_crlf", "X-Name": "Alice%0D%0AX-Injected: first Lid%00dell", "X-Plan": "pro%0D%0A%0D%0AGET / HTTP/1.1",
+		"X-Org-Id": "org_crlf", "X-Org-Name": "Acme%0AX-Injected: org", "X-Org-Slug": "crlf",
+	})
+	if v := h.Values("X-Injected"); len(v) != 0 {
+		t.Errorf("a name injected the header X-Injected: %q", v)
+	}
+	claims, err := assertionPayload(h.Get(assertionHeader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"first_name": first, "last_name": last, "org_name": org, "public_metadata": map[string]any{"plan": plan}}
+	for k, v := range want {
+		if !reflect.DeepEqual(claims[k], v) {
+			t.Errorf("assertion %s = %q, want %q", k, claims[k], v)
+		}
+	}
+}
