@@ -184,8 +184,9 @@ func (m *minter) assertionFor(id *Identity, enrich *enrichment, r *http.Request)
 	return token, nil
 }
 
-// provisionAssertion checks identity_assertion and attaches the key ring.
-func (h *Handler) provisionAssertion(ctx caddy.Context, repl *caddy.Replacer) error {
+// provisionAssertion checks identity_assertion; attachKeyRing gives it its
+// keys.
+func (h *Handler) provisionAssertion(repl *caddy.Replacer) error {
 	a := h.IdentityAssertion
 	if a == nil {
 		return nil
@@ -211,13 +212,22 @@ func (h *Handler) provisionAssertion(ctx caddy.Context, repl *caddy.Replacer) er
 	if ttl < time.Second || ttl > maxAssertionTTL {
 		return fmt.Errorf("identity_assertion ttl %s: use 1s to %s", ttl, maxAssertionTTL)
 	}
+	h.minter = &minter{header: a.Header, audience: audience, issuer: issuer, ttl: ttl}
+	h.ownedHeaders = append(h.ownedHeaders, a.Header)
+	return nil
+}
+
+// attachKeyRing gives identity_assertion the key ring of ctx's storage.
+func (h *Handler) attachKeyRing(ctx caddy.Context) error {
+	if h.minter == nil {
+		return nil
+	}
 	ring, key, err := loadKeyRing(ctx)
 	if err != nil {
 		return err
 	}
 	h.ringKey = key
-	h.minter = &minter{ring: ring, header: a.Header, audience: audience, issuer: issuer, ttl: ttl, now: h.verifier.now}
-	h.ownedHeaders = append(h.ownedHeaders, a.Header)
+	h.minter.ring, h.minter.now = ring, h.verifier.now
 	return nil
 }
 

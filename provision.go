@@ -32,7 +32,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("clerk_auth: %w", err)
 	}
 	// The assertion keys live in Caddy's storage, which only the context has.
-	if err := h.provisionAssertion(ctx, repl); err != nil {
+	if err := h.attachKeyRing(ctx); err != nil {
 		return fmt.Errorf("clerk_auth: %w", err)
 	}
 	return nil
@@ -49,9 +49,12 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 		h.provisionForwardHeaders,
 		h.provisionPreflight,
 		h.provisionCrossSiteCookies,
+		// Checked before the verifier takes a key set, so that a mistake
+		// in them starts no JWKS fetch.
+		h.provisionEnrich,
+		h.provisionAssertion,
 		h.provisionVerifier,
 		h.provisionMachines,
-		h.provisionEnrich,
 		h.provisionSessions,
 	} {
 		if err := step(repl); err != nil {
