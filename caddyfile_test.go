@@ -307,6 +307,34 @@ func TestCaddyfileUnmarshal(t *testing.T) {
 				ForwardHeaders:    []ForwardHeader{{Field: "X-User-Id", Value: "{http.auth.user.id}"}},
 			},
 		},
+		{
+			name: "identity assertion and enrichment",
+			input: `clerk_auth {
+				secret_key {env.CLERK_SECRET_KEY}
+				enrich user
+				enrich org
+				enrich_required
+				identity_assertion X-Clerk-Identity {
+					audience https://billing.internal
+					issuer https://gateway.example.com
+					ttl 2m
+				}
+				forward_header X-Email {http.auth.user.email}
+			}`,
+			want: Handler{
+				SecretKey:      "{env.CLERK_SECRET_KEY}",
+				Enrich:         []string{"user", "org"},
+				EnrichRequired: true,
+				IdentityAssertion: &IdentityAssertion{Header: "X-Clerk-Identity", Audience: "https://billing.internal",
+					Issuer: "https://gateway.example.com", TTL: caddy.Duration(2 * time.Minute)},
+				ForwardHeaders: []ForwardHeader{{Field: "X-Email", Value: "{http.auth.user.email}"}},
+			},
+		},
+		{
+			name:  "identity assertion without a block",
+			input: "clerk_auth {\n\tenrich user org\n\tidentity_assertion X-Clerk-Identity\n}",
+			want:  Handler{Enrich: []string{"user", "org"}, IdentityAssertion: &IdentityAssertion{Header: "X-Clerk-Identity"}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -563,6 +591,56 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 			input: "clerk_auth {\n\tleeway 10\n}",
 			want:  []string{"leeway:", `"10"`},
 		},
+		{
+			name:  "identity_assertion without a header",
+			input: "clerk_auth {\n\tidentity_assertion {\n\t\taudience a\n\t}\n}",
+			want:  []string{"identity_assertion needs the header to set", "Testfile:2"},
+		},
+		{
+			name:  "identity_assertion with two headers",
+			input: "clerk_auth {\n\tidentity_assertion X-A X-B\n}",
+			want:  []string{"identity_assertion needs the header to set"},
+		},
+		{
+			name:  "identity_assertion twice",
+			input: "clerk_auth {\n\tidentity_assertion X-A {\n\t\taudience a\n\t}\n\tidentity_assertion X-B\n}",
+			want:  []string{"identity_assertion is given twice", "Testfile:5"},
+		},
+		{
+			name:  "identity_assertion unknown subdirective",
+			input: "clerk_auth {\n\tidentity_assertion X-A {\n\t\taud a\n\t}\n}",
+			want:  []string{`unrecognized identity_assertion subdirective "aud"`, "Testfile:3"},
+		},
+		{
+			name:  "identity_assertion audience twice",
+			input: "clerk_auth {\n\tidentity_assertion X-A {\n\t\taudience a\n\t\taudience b\n\t}\n}",
+			want:  []string{"audience is given twice", "Testfile:4"},
+		},
+		{
+			name:  "identity_assertion audience without value",
+			input: "clerk_auth {\n\tidentity_assertion X-A {\n\t\taudience\n\t}\n}",
+			want:  []string{"wrong argument count", "Testfile:3"},
+		},
+		{
+			name:  "identity_assertion ttl not a duration",
+			input: "clerk_auth {\n\tidentity_assertion X-A {\n\t\tttl soon\n\t}\n}",
+			want:  []string{`ttl "soon": use a positive duration`},
+		},
+		{
+			name:  "identity_assertion ttl zero",
+			input: "clerk_auth {\n\tidentity_assertion X-A {\n\t\tttl 0s\n\t}\n}",
+			want:  []string{`ttl "0s": use a positive duration`},
+		},
+		{
+			name:  "enrich without value",
+			input: "clerk_auth {\n\tenrich\n}",
+			want:  []string{"enrich needs at least one value", "Testfile:2"},
+		},
+		{
+			name:  "enrich_required with a value",
+			input: "clerk_auth {\n\tenrich_required yes\n}",
+			want:  []string{`enrich_required takes no value, got "yes"`},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -766,6 +844,46 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 				{Field: "X-Org(Id)", Value: "{http.auth.user.org_id}"},
 			}},
 			want: []string{`forward_header "X-Org(Id)"`},
+		},
+		{
+			name: "identity_assertion without audience",
+			h:    Handler{Issuers: okIssuer, IdentityAssertion: &IdentityAssertion{Header: "X-Clerk-Identity"}},
+			want: []string{"identity_assertion needs an audience"},
+		},
+		{
+			name: "identity_assertion bad header name",
+			h:    Handler{Issuers: okIssuer, IdentityAssertion: &IdentityAssertion{Header: "X-Clerk Identity", Audience: "a"}},
+			want: []string{`identity_assertion "X-Clerk Identity" is not a valid header field name`},
+		},
+		{
+			name: "identity_assertion header with a newline",
+			h:    Handler{Issuers: okIssuer, IdentityAssertion: &IdentityAssertion{Header: "X-A\r\nX-B", Audience: "a"}},
+			want: []string{"is not a valid header field name"},
+		},
+		{
+			name: "identity_assertion ttl below 1s",
+			h:    Handler{Issuers: okIssuer, IdentityAssertion: &IdentityAssertion{Header: "X-A", Audience: "a", TTL: caddy.Duration(999 * time.Millisecond)}},
+			want: []string{"identity_assertion ttl 999ms: use 1s to 30m0s"},
+		},
+		{
+			name: "identity_assertion ttl above 30m",
+			h:    Handler{Issuers: okIssuer, IdentityAssertion: &IdentityAssertion{Header: "X-A", Audience: "a", TTL: caddy.Duration(31 * time.Minute)}},
+			want: []string{"identity_assertion ttl 31m0s: use 1s to 30m0s"},
+		},
+		{
+			name: "enrich without secret_key",
+			h:    Handler{Issuers: okIssuer, Enrich: []string{"user"}},
+			want: []string{"enrich needs secret_key"},
+		},
+		{
+			name: "enrich bogus",
+			h:    Handler{Issuers: okIssuer, Enrich: []string{"user", "users"}},
+			want: []string{`enrich "users": use user and/or org`},
+		},
+		{
+			name: "enrich_required without enrich",
+			h:    Handler{Issuers: okIssuer, EnrichRequired: true},
+			want: []string{"enrich_required needs enrich user and/or enrich org"},
 		},
 	}
 	for _, tc := range tests {
@@ -1120,6 +1238,31 @@ func TestProvisionClerkKeys(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "sk_live_abc") || strings.Contains(err.Error(), "sk_test_abc") {
 				t.Fatalf("error repeats the secret key: %v", err)
+			}
+		})
+	}
+}
+
+// TestIdentityJWKSCaddyfile: clerk_identity_jwks takes a matcher and
+// nothing else: its keys are those of Caddy's storage.
+func TestIdentityJWKSCaddyfile(t *testing.T) {
+	tests := []struct {
+		name, input, want string // want "" = accepted
+	}{
+		{"bare", "clerk_identity_jwks", ""},
+		{"empty block", "clerk_identity_jwks {\n}", ""},
+		{"argument", "clerk_identity_jwks storage", "wrong argument count"},
+		{"option", "clerk_identity_jwks {\n\trotate_every 1h\n}", "clerk_identity_jwks takes no options"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var j IdentityJWKS
+			err := j.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("UnmarshalCaddyfile: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("UnmarshalCaddyfile error %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
