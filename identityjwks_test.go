@@ -1,14 +1,23 @@
 package clerkauth
 
 import (
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/assertion"
@@ -230,5 +239,119 @@ func TestIdentityAssertionStorageUnusable(t *testing.T) {
 	jwks, _ := identityJWKS(t, tester)
 	if _, err := verifyAssertion(got, jwks, "https://a.internal", clock.Now()); err != nil {
 		t.Fatalf("after recovery the assertion does not verify: %v", err)
+	}
+}
+
+// storedSecrets reads the assertion key document in the storage folder
+// and returns every form in which its private keys could leak: the PEM
+// label and body, and each key's D in base64url, base64, hex and decimal.
+func storedSecrets(t *testing.T, storage string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(storage, filepath.FromSlash(assertion.DefaultOptions.Prefix), "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Keys []struct {
+			PrivateKey string `json:"private_key"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Keys) == 0 {
+		t.Fatal("no key in storage")
+	}
+	secrets := []string{"PRIVATE KEY"}
+	for _, k := range doc.Keys {
+		block, _ := pem.Decode([]byte(k.PrivateKey))
+		if block == nil {
+			t.Fatal("a stored key is not PEM")
+		}
+		parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, ok := parsed.(*ecdsa.PrivateKey)
+		if !ok {
+			t.Fatalf("stored key is a %T", parsed)
+		}
+		d := priv.D.FillBytes(make([]byte, 32))
+		body := base64.StdEncoding.EncodeToString(block.Bytes)[:40]
+		if !strings.Contains(k.PrivateKey, body) {
+			t.Fatal("the PEM body is not searched for as it is written")
+		}
+		secrets = append(secrets,
+			body,
+			base64.RawURLEncoding.EncodeToString(d),
+			base64.StdEncoding.EncodeToString(d)[:40],
+			hex.EncodeToString(d),
+			priv.D.String(),
+		)
+	}
+	return secrets
+}
+
+// TestAssertionKeysStayPrivate: after keys were made, used and rotated,
+// no private key appears in `caddy adapt` output, the admin API's config,
+// the logs, the metrics or the JWKS.
+func TestAssertionKeysStayPrivate(t *testing.T) {
+	iss := clerktest.Start(t)
+	clock := useFakeClock(t, iss)
+	up := startUpstream(t)
+	storage := t.TempDir()
+	logOptions, readLog := debugLog(t)
+	route := machineRoute("/a", iss, up, assertionBlock("https://a.internal"))
+	tester := startAssertionCaddy(t, storage, logOptions, route)
+	clock.WaitTimer(t)
+	assertionAt(t, tester, up, "/a/x", iss.Mint())
+	advanceRing(t, clock, 12*time.Hour+time.Minute) // the next key is made, and logged
+	assertionAt(t, tester, up, "/a/x", iss.Mint())
+	jwks, _ := identityJWKS(t, tester)
+	if n := len(jwksKIDs(t, jwks)); n != 2 {
+		t.Fatalf("%d keys published, want 2", n)
+	}
+	secrets := storedSecrets(t, storage)
+
+	get := func(url string) string {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+		}
+		return string(b)
+	}
+	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(fmt.Sprintf(
+		"{\n\tstorage file_system %s\n}\n:%d {\n\thandle %s {\n\t\tclerk_identity_jwks\n\t}%s\n}\n",
+		storage, caddyPort, identityJWKSPath, route)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := []struct{ name, text string }{
+		{"caddy adapt", string(adapted)},
+		{"admin /config/", get("http://localhost:2999/config/")},
+		{"admin /metrics", get("http://localhost:2999/metrics")},
+		{"the log", readLog()},
+		{"the JWKS", string(jwks)},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			if src.text == "" {
+				t.Fatal("nothing to search")
+			}
+			for _, s := range secrets {
+				if strings.Contains(src.text, s) {
+					t.Errorf("%s holds a private key (%.12s…)", src.name, s)
+				}
+			}
+		})
+	}
+	if !strings.Contains(readLog(), "identity assertion key generated") {
+		t.Error("the log never mentions the keys it was searched for")
 	}
 }
