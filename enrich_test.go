@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
@@ -218,6 +219,9 @@ func TestEnrichOneCall(t *testing.T) {
 	before := adminMetrics(t)
 	statsBefore := iss.ResourceStats()
 
+	// The harness's client gives up after a few seconds; a thousand
+	// requests at once on a small machine, under -race, may need longer.
+	client := &http.Client{Transport: tester.Client.Transport, Timeout: 2 * time.Minute}
 	var wg sync.WaitGroup
 	failures := make(chan string, n)
 	start := make(chan struct{})
@@ -228,7 +232,7 @@ func TestEnrichOneCall(t *testing.T) {
 			<-start
 			req, _ := http.NewRequest(http.MethodGet, caddyURL("/e/x"), nil)
 			req.Header = bearer(token)
-			resp, err := tester.Client.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				failures <- err.Error()
 				return
