@@ -191,8 +191,8 @@ func (h *Handler) provisionAssertion(repl *caddy.Replacer) error {
 	if a == nil {
 		return nil
 	}
-	if !validHeaderName(a.Header) {
-		return fmt.Errorf("identity_assertion %q is not a valid header field name", a.Header)
+	if err := checkOwnedName("identity_assertion", a.Header); err != nil {
+		return err
 	}
 	audience, err := expand(repl, "identity_assertion audience", a.Audience)
 	if err != nil {

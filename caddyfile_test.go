@@ -823,6 +823,16 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 			want: []string{`forward_header "" is not a valid header field name`},
 		},
 		{
+			name: "forward_header replacing the token's header",
+			h:    Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{{Field: "authorization", Value: "{http.auth.user.id}"}}},
+			want: []string{`forward_header "authorization" would replace the request's own Authorization header`},
+		},
+		{
+			name: "identity_assertion as a cookie look-alike",
+			h:    Handler{Issuers: okIssuer, IdentityAssertion: &IdentityAssertion{Header: "COOKIE", Audience: "a"}},
+			want: []string{`identity_assertion "COOKIE" would replace the request's own Cookie header`},
+		},
+		{
 			name: "forward_header field with a newline",
 			h:    Handler{Issuers: okIssuer, ForwardHeaders: []ForwardHeader{{Field: "X-User\r\nX-Admin", Value: "1"}}},
 			want: []string{"is not a valid header field name"},

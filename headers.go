@@ -1,6 +1,7 @@
 package clerkauth
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -134,6 +135,25 @@ func stripHeaders(h http.Header, owned []string) {
 			}
 		}
 	}
+}
+
+// requestCarriers are the headers clerk_auth reads the request's own
+// credentials and routing from. Owning one would strip the client's token
+// (or host) before it is read.
+var requestCarriers = []string{"Authorization", "Cookie", "Proxy-Authorization", "Host"}
+
+// checkOwnedName refuses a header clerk_auth would set that is not a field
+// name, or that some server would read as one of requestCarriers.
+func checkOwnedName(setting, name string) error {
+	if !validHeaderName(name) {
+		return fmt.Errorf("%s %q is not a valid header field name", setting, name)
+	}
+	for _, c := range requestCarriers {
+		if sameHeaderVariable(name, c) {
+			return fmt.Errorf("%s %q would replace the request's own %s header: pick another name, e.g. X-Clerk-Identity", setting, name, c)
+		}
+	}
+	return nil
 }
 
 // validHeaderName reports a valid field name (RFC 9110 §5.1 token).

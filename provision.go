@@ -121,8 +121,8 @@ func (h *Handler) provisionSignIn(repl *caddy.Replacer) error {
 
 func (h *Handler) provisionForwardHeaders(*caddy.Replacer) error {
 	for _, fh := range h.ForwardHeaders {
-		if !validHeaderName(fh.Field) {
-			return fmt.Errorf("forward_header %q is not a valid header field name", fh.Field)
+		if err := checkOwnedName("forward_header", fh.Field); err != nil {
+			return err
 		}
 		h.ownedHeaders = append(h.ownedHeaders, fh.Field)
 		h.forwardFields = append(h.forwardFields, identityField(fh.Value))
