@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
@@ -60,11 +61,8 @@ func (v *verifier) identity(r *http.Request) (identity, error) {
 		log.Printf("identity assertion keys: %v", err)
 		return identity{}, errInvalid
 	}
-	// Every key in Caddy's set says alg ES256, and jwx verifies with the
-	// key's alg, not the token's: "none", HS256 (keyed with the public
-	// key) or any other alg cannot pass.
 	tok, err := jwt.ParseString(token,
-		jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(false)),
+		jwt.WithKeyProvider(es256Only(set)),
 		jwt.WithValidate(true),
 		jwt.WithAudience(v.audience),
 		jwt.WithIssuer(v.issuer),
@@ -76,6 +74,24 @@ func (v *verifier) identity(r *http.Request) (identity, error) {
 		return identity{}, errInvalid
 	}
 	return identityOf(tok), nil
+}
+
+// es256Only finds the key named by the token's kid and verifies with
+// ES256 only: "none", HS256 keyed with the public key, or any other alg the
+// token names is refused before any signature check.
+func es256Only(set jwk.Set) jws.KeyProvider {
+	return jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+		hdr := sig.ProtectedHeaders()
+		if hdr.Algorithm() != jwa.ES256 {
+			return fmt.Errorf("alg %q is not ES256", hdr.Algorithm())
+		}
+		key, ok := set.LookupKeyID(hdr.KeyID())
+		if !ok {
+			return fmt.Errorf("no key %q in the key set", hdr.KeyID())
+		}
+		sink.Key(jwa.ES256, key)
+		return nil
+	})
 }
 
 // identityOf reads the verified claims; a claim that is absent or not a
