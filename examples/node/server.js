@@ -55,10 +55,10 @@ async function assertionVerifier({ jwksUrl, audience, issuer, header }) {
     throw new Error('--jwks-url needs --audience and --issuer');
   }
   const { createRemoteJWKSet, jwtVerify } = await import('jose');
-  // Fetched on first use, so the app may start before Caddy; fetched again
-  // when a token names an unknown kid (at most every 30 s). Caddy
-  // publishes a key hours before it signs with it.
-  const keys = createRemoteJWKSet(new URL(jwksUrl));
+  // Fetched on first use, so the app may start before Caddy; kept for 5
+  // minutes, and fetched again when a token names an unknown kid (at most
+  // every 30 s). Caddy publishes a key hours before it signs with it.
+  const keys = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 5 * 60 * 1000 });
   const name = header.toLowerCase();
   return async (headers) => {
     const token = headers[name];
