@@ -88,6 +88,34 @@ func TestClerkTokenCheck(t *testing.T) {
 	}
 }
 
+// A config with identity_assertion is checked like any other, and the
+// check makes no keys in its storage.
+func TestClerkTokenCheckIdentityAssertion(t *testing.T) {
+	iss := clerktest.Start(t)
+	storage := t.TempDir()
+	cfg := adaptCaddyfile(t, fmt.Sprintf(`{
+	storage file_system %s
+}
+api.example.com {
+	clerk_auth {
+		issuer %s
+		identity_assertion X-Clerk-Identity {
+			audience https://api.internal
+		}
+	}
+}
+`, storage, iss.URL))
+	var out bytes.Buffer
+	code, err := checkToken(context.Background(), &out, cfg, "api.example.com", "", mintToken(iss), checkedAt)
+	if code != 0 || err != nil {
+		t.Errorf("exit %d (%v), want 0", code, err)
+	}
+	wantOutput(t, out.String(), []string{"VALID"}, nil)
+	if entries, err := os.ReadDir(storage); err != nil || len(entries) != 0 {
+		t.Errorf("the storage holds %d entries (%v) after the check, want none", len(entries), err)
+	}
+}
+
 func TestClerkTokenCheckJWKSUnavailable(t *testing.T) {
 	closed := closedPortURL(t)
 	cfg := adaptCaddyfile(t, ":8080 {\n\tclerk_auth {\n\t\tissuer "+closed+"\n\t}\n}\n")

@@ -233,13 +233,17 @@ func pickRoute(routes []clerkRoute, site, reqPath string) (*clerkRoute, error) {
 
 // provisionClerkHandler loads a clerk_auth handler from its JSON the way
 // Caddy loads a config's handlers: strict decoding, Provision, Validate.
-// Cancelling ctx cleans it up.
+// Cancelling ctx cleans it up. The handler verifies tokens but mints no
+// identity assertion: minting needs the storage of a running config, which
+// ctx (not a running config's) lacks, and inspecting a config must not
+// make keys in its storage.
 func provisionClerkHandler(ctx caddy.Context, raw json.RawMessage) (*Handler, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, err
 	}
 	delete(fields, "handler") // the module's name, which Caddy strips before decoding
+	delete(fields, "identity_assertion")
 	body, err := json.Marshal(fields)
 	if err != nil {
 		return nil, err

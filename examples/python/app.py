@@ -1,16 +1,30 @@
-"""An app behind Caddy and clerk_auth, standard library only.
+"""An app behind Caddy and clerk_auth that answers the caller's identity as JSON.
 
-It trusts the identity headers Caddy sets and answers them as JSON:
+By default it trusts the identity headers Caddy sets, with the standard
+library only:
 
     python3 examples/python/app.py --port 8000
 
-It listens on 127.0.0.1 only. The headers are trustworthy only because
-nothing but Caddy can reach the app: clerk_auth deletes every client copy of
-them (and their X_User_Id look-alikes) before setting them.
+The headers are trustworthy only because nothing but Caddy can reach the app:
+clerk_auth deletes every client copy of them (and their X_User_Id
+look-alikes) before setting them.
+
+With --jwks-url it instead verifies the identity assertion that clerk_auth's
+identity_assertion signs, and ignores those headers (needs PyJWT and
+cryptography: Debian python3-jwt python3-cryptography, or pip install
+"pyjwt[crypto]"):
+
+    python3 examples/python/app.py \
+        --jwks-url http://127.0.0.1:8080/.well-known/clerk-identity/jwks.json \
+        --audience https://app.internal --issuer http://127.0.0.1:8080
+
+It listens on 127.0.0.1 only.
 """
 
 import argparse
 import json
+import os
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
@@ -33,16 +47,72 @@ def identity(headers):
     return found
 
 
+class AssertionVerifier:
+    """Checks clerk_auth's identity assertions against the key set Caddy publishes."""
+
+    LEEWAY = 5  # seconds of clock skew allowed on exp, iat and nbf
+
+    def __init__(self, jwks_url, audience, issuer, header):
+        import jwt  # PyJWT: only this mode needs it
+
+        self.jwt = jwt
+        # Fetched on first use, so the app may start before Caddy; kept for
+        # 5 minutes, and fetched again when a token names an unknown kid.
+        # Caddy publishes a key hours before it signs with it.
+        self.keys = jwt.PyJWKClient(jwks_url, lifespan=300)
+        self.audience, self.issuer, self.header = audience, issuer, header
+
+    def identity(self, headers):
+        """The caller stated by the verified assertion; raises PermissionError."""
+        token = headers.get(self.header)
+        if not token:
+            raise PermissionError("not signed in")
+        try:
+            key = self.keys.get_signing_key_from_jwt(token)
+            # ES256 only: "none", HS256 keyed with the public key, or any
+            # other alg the token names is refused before any check.
+            claims = self.jwt.decode(
+                token,
+                key.key,
+                algorithms=["ES256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.LEEWAY,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except self.jwt.PyJWTError as e:
+            # The details are for the log only, never the token itself.
+            print(f"identity assertion refused: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            raise PermissionError("invalid identity assertion") from None
+        roles = claims.get("roles")
+        return {
+            "user_id": claims["sub"],
+            "session_id": claims.get("sid"),
+            "org_id": claims.get("org_id"),
+            "org_role": claims.get("org_role"),
+            "roles": [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else [],
+        }
+
+
 class WhoAmI(BaseHTTPRequestHandler):
+    verifier = None  # an AssertionVerifier: verify instead of trusting headers
+
     def do_GET(self):
-        who = identity(self.headers)
         # Behind clerk_auth (without `optional`) every request is signed in;
-        # refusing requests without X-User-Id still guards against a
-        # Caddyfile that forgets the directive.
-        if who["user_id"] is None:
-            self.reply(401, {"error": "not signed in"})
+        # refusing the others still guards against a Caddyfile that forgets
+        # the directive, or a client that reaches the app directly.
+        if self.verifier is not None:
+            try:
+                who = self.verifier.identity(self.headers)
+            except PermissionError as e:
+                self.reply(401, {"error": str(e)})
+                return
         else:
-            self.reply(200, who)
+            who = identity(self.headers)
+            if who["user_id"] is None:
+                self.reply(401, {"error": "not signed in"})
+                return
+        self.reply(200, who)
 
     def reply(self, status, body):
         data = json.dumps(body).encode()
@@ -56,7 +126,33 @@ class WhoAmI(BaseHTTPRequestHandler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument(
+        "--jwks-url",
+        default=os.environ.get("IDENTITY_JWKS_URL"),
+        help="verify identity assertions with this JWKS (Caddy's clerk_identity_jwks); unset: trust the identity headers",
+    )
+    parser.add_argument(
+        "--audience",
+        default=os.environ.get("IDENTITY_AUDIENCE"),
+        help="the assertion's required aud: identity_assertion's audience for this app",
+    )
+    parser.add_argument(
+        "--issuer",
+        default=os.environ.get("IDENTITY_ISSUER"),
+        help="the assertion's required iss: identity_assertion's issuer, by default Caddy's origin",
+    )
+    parser.add_argument(
+        "--header",
+        default=os.environ.get("IDENTITY_HEADER", "X-Clerk-Identity"),
+        help="the header carrying the assertion",
+    )
     args = parser.parse_args()
+    if args.jwks_url:
+        if not args.audience or not args.issuer:
+            # Without them an assertion meant for another app, or made by
+            # another gateway, would pass.
+            parser.error("--jwks-url needs --audience and --issuer")
+        WhoAmI.verifier = AssertionVerifier(args.jwks_url, args.audience, args.issuer, args.header)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), WhoAmI)
     host, port = server.server_address[:2]
     print(f"listening on http://{host}:{port}", flush=True)
