@@ -146,8 +146,9 @@ type assertionClaims struct {
 func (m *minter) assertionFor(id *Identity, enrich *enrichment, r *http.Request) (string, error) {
 	issuer := m.issuer
 	if issuer == "" {
-		u := publicURL(r)
-		issuer = u.Scheme + "://" + u.Host
+		// Every request pays for this, cached assertion or not: the
+		// origin alone, not publicURL, which parses the whole URL.
+		issuer = requestOrigin(r)
 	}
 	now := m.now()
 	if c := id.assertion.Load(); c != nil && c.by == m && c.issuer == issuer && c.enrich.same(enrich) && now.Before(c.renewAt) {
