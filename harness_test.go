@@ -1,6 +1,7 @@
 package clerkauth
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
@@ -132,4 +134,24 @@ func caddyURL(path string) string { return fmt.Sprintf("http://localhost:%d%s", 
 
 func bearer(token string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// storageContext is a Caddy context whose storage is a fresh folder, as the
+// global option `storage file_system <dir>` gives a running Caddy: the
+// identity assertion's key ring needs one, and caddy.NewContext alone has
+// no config to hold it. Modules provisioned through it (LoadModule) are
+// cleaned up when the test ends.
+func storageContext(tb testing.TB) caddy.Context {
+	tb.Helper()
+	storage, err := json.Marshal(map[string]string{"module": "file_system", "root": tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root, err := caddy.ProvisionContext(&caddy.Config{StorageRaw: storage})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(root)
+	tb.Cleanup(cancel)
+	return ctx
 }
