@@ -80,9 +80,16 @@ for p in 0 1 2 3 4; do
 	curl -fs "${auth[@]}" "http://127.0.0.1:$((BASE_PORT + p))/" >/dev/null
 done
 curl -fs "${key_auth[@]}" "http://127.0.0.1:$((BASE_PORT + 5))/" >/dev/null
+# (g) signs its one assertion, (h) makes its one Backend API call for the
+# user (DURATION under the 5-minute enrichment TTL).
+for p in 6 7; do
+	curl -fs "${auth[@]}" "http://127.0.0.1:$((BASE_PORT + p))/" >/dev/null
+done
 
 # The baselines get the same Authorization header, so each ratio is the
 # cost of clerk_auth alone, not of parsing and forwarding a larger request.
+# (f), (g) and (h) measure bare Caddy again right before, so that a busy
+# machine's drift over the run weighs less on their ratios.
 results=$(
 	load a_respond "$BASE_PORT" "${auth[@]}"
 	load b_clerk_cached "$((BASE_PORT + 1))" "${auth[@]}"
@@ -92,6 +99,10 @@ results=$(
 	load e_proxy_clerk "$((BASE_PORT + 4))" "${auth[@]}"
 	load f_respond_key "$BASE_PORT" "${key_auth[@]}"
 	load f_clerk_opaque_cached "$((BASE_PORT + 5))" "${key_auth[@]}"
+	load g_respond "$BASE_PORT" "${auth[@]}"
+	load g_clerk_assertion "$((BASE_PORT + 6))" "${auth[@]}"
+	load h_respond "$BASE_PORT" "${auth[@]}"
+	load h_clerk_enrich_user "$((BASE_PORT + 7))" "${auth[@]}"
 )
 
 echo
@@ -103,6 +114,8 @@ echo "$results" | awk '
 		base["b_clerk_cached"] = "a_respond"; base["c_clerk_nocache"] = "a_respond";
 		base["d_clerk_1000_tokens"] = "a_respond"; base["e_proxy"] = ""; base["e_proxy_clerk"] = "e_proxy";
 		base["f_respond_key"] = ""; base["f_clerk_opaque_cached"] = "f_respond_key";
+		base["g_respond"] = ""; base["g_clerk_assertion"] = "g_respond";
+		base["h_respond"] = ""; base["h_clerk_enrich_user"] = "h_respond";
 		printf "%-22s %12s %10s %10s %26s\n", "scenario", "req/s", "p50", "p99", "ratio to baseline";
 		for (i = 1; i <= NR; i++) {
 			n = order[i]; r = "-";

@@ -22,7 +22,7 @@ import (
 
 func main() {
 	dir := flag.String("dir", "", "directory for the Caddyfile and token files (required)")
-	basePort := flag.Int("base-port", 18080, "first of the six Caddy ports, one per site")
+	basePort := flag.Int("base-port", 18080, "first of the eight Caddy ports, one per site")
 	distinct := flag.Int("tokens", 1000, "distinct valid tokens for the rotation scenario")
 	flag.Parse()
 	if *dir == "" {
@@ -60,8 +60,12 @@ func run(dir string, basePort, distinct int) error {
 	// A script's API key, verified by the fake Backend API once and then
 	// answered from the machine-token cache; it never expires.
 	apiKey := iss.IssueAPIKey("user_bench_script", []string{"read"}, "bench", nil, time.Time{})
+	// The user of token, for the enrichment scenario: fetched from the
+	// fake Backend API once, then answered from the enrichment cache.
+	iss.SetUser(clerktest.User{ID: clerktest.DefaultSubject, Emails: []string{"bench@example.com"},
+		PrimaryEmail: "bench@example.com", FirstName: "Bench", LastName: "User"})
 	files := map[string]string{
-		"Caddyfile":   caddyfile(basePort, iss.URL, iss.APIURL(), iss.SecretKey(), ln.Addr().String()),
+		"Caddyfile":   caddyfile(basePort, iss.URL, iss.APIURL(), iss.SecretKey(), ln.Addr().String(), filepath.Join(dir, "storage")),
 		"token.txt":   token + "\n",
 		"tokens.txt":  strings.Join(tokens, "\n") + "\n",
 		"api_key.txt": apiKey + "\n",
@@ -83,14 +87,17 @@ func run(dir string, basePort, distinct int) error {
 }
 
 // caddyfile has one site per scenario, so one Caddy process serves them all
-// and each wrk run hits exactly one configuration.
-func caddyfile(base int, issuer, apiURL, secretKey, upstream string) string {
+// and each wrk run hits exactly one configuration. The identity assertion's
+// keys live in storage, a folder of the run's.
+func caddyfile(base int, issuer, apiURL, secretKey, upstream, storage string) string {
 	auth := func(extra string) string {
 		return fmt.Sprintf("clerk_auth {\n\t\tissuer %s\n\t\tforward_header X-User-Id {http.auth.user.id}\n%s\t}", issuer, extra)
 	}
+	backend := fmt.Sprintf("\t\tsecret_key %s\n\t\tapi_url %s\n", secretKey, apiURL)
 	return fmt.Sprintf(`{
 	admin off
 	auto_https off
+	storage file_system %[13]s
 	log default {
 		level ERROR
 	}
@@ -124,6 +131,21 @@ http://127.0.0.1:%[9]d {
 	%[10]s
 	respond "ok"
 }
+# (g) clerk_auth with the token cache and an identity assertion, signed once
+# and kept with the cached token
+http://127.0.0.1:%[11]d {
+	%[14]s
+	respond "ok"
+}
+# (h) clerk_auth with the token cache and the user's Backend API data, from
+# the (fake) Backend API once, then from the enrichment cache
+http://127.0.0.1:%[12]d {
+	%[15]s
+	respond "ok"
+}
 `, base, base+1, base+2, base+3, base+4, upstream, auth(""), auth("\t\ttoken_cache off\n"),
-		base+5, auth(fmt.Sprintf("\t\tsecret_key %s\n\t\tapi_url %s\n\t\taccept api_key\n", secretKey, apiURL)))
+		base+5, auth(backend+"\t\taccept api_key\n"),
+		base+6, base+7, storage,
+		auth("\t\tidentity_assertion X-Clerk-Identity {\n\t\t\taudience https://bench.internal\n\t\t}\n"),
+		auth(backend+"\t\tenrich user\n\t\tforward_header X-User-Email {http.auth.user.email}\n"))
 }
