@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/assertion"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
@@ -23,8 +24,8 @@ import (
 // documented is one default or limit the docs state, and the value the
 // code uses for it.
 type documented struct {
-	// where is README.md, SECURITY.md, or Handler.<json name> for the doc
-	// comment of that Handler field.
+	// where is README.md, SECURITY.md, or Handler.<json name> (or
+	// IdentityAssertion.<json name>) for the doc comment of that field.
 	where string
 	// says is a regexp that must match exactly once in where; its first
 	// group that matched is the documented value. Each space in it matches
@@ -43,11 +44,16 @@ func tableDefault(subdirective string) string {
 const fieldDefault = "Default: (?:`([^`]+)`|([^`\\s]+?)[.,]\\s)"
 
 // TestDocumentedDefaults ties every default and limit that README.md,
-// SECURITY.md and the Handler doc comments state to the constant the code
+// SECURITY.md and the Handler and IdentityAssertion doc comments state to the constant the code
 // uses, so that neither can change alone. A statement this test no longer
 // finds fails it too: reword it here along with the docs.
 func TestDocumentedDefaults(t *testing.T) {
 	d := jwks.DefaultOptions
+	keys := assertion.DefaultOptions
+	// How far ahead a key is published: assertion.Options.lead.
+	published := max(keys.RotateEvery/2, keys.Overlap+2*keys.RefreshEvery)
+	enrichMaxStale := clerkapi.DefaultEnrichMaxStaleFactor * clerkapi.DefaultEnrichTTL
+	jwksCache := time.Duration(jwksMaxAge) * time.Second
 	statements := []documented{
 		{"README.md", tableDefault("jwks_refresh"), d.Refresh},
 		{"README.md", tableDefault("jwks_min_interval"), d.MinInterval},
@@ -72,6 +78,23 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"README.md", "at most one call per distinct valid token per `machine_cache_ttl` \\((\\d+ s)\\)", defaultMachineCacheTTL},
 		{"README.md", "per distinct unknown, revoked or expired token per (\\d+ s)", clerkapi.DefaultMachineNegativeTTL},
 		{"README.md", "`machine_cache_ttl` old \\((\\d+ s) by default, at most `([^`]+)`\\)", defaultMachineCacheTTL},
+		{"README.md", "(?m)^\\| `ttl <duration>` \\(in `identity_assertion`\\) \\| `([^`]+)` \\|", defaultAssertionTTL},
+		{"README.md", "How long an assertion lives at most;[^|]*`1s` to `([^`]+)`", maxAssertionTTL},
+		{"README.md", "`iat` \\+ `ttl` \\((\\d+ minutes) by default\\)", defaultAssertionTTL},
+		{"README.md", "the longest assertion \\(`ttl` is at most (\\d+ minutes)\\)", maxAssertionTTL},
+		{"README.md", "`Cache-Control: public, max-age=(\\d+)`", jwksMaxAge},
+		{"README.md", "plus the (\\d+ minutes) upstreams may cache the JWKS", jwksCache},
+		{"README.md", "and renewed (\\d+ s) before that", assertionRenewal},
+		{"README.md", "a key signs for (\\d+ hours)\\.", keys.RotateEvery},
+		{"README.md", "published about (\\d+ hours) before it starts signing", published},
+		{"README.md", "a key stays published for (\\d+ hours?) after it stops", keys.Overlap},
+		{"README.md", "\\*\\*Fresh for (\\d+ minutes)\\*\\*", clerkapi.DefaultEnrichTTL},
+		{"README.md", "\\*\\*Then stale, up to (\\d+ minutes) old\\*\\*", enrichMaxStale},
+		{"README.md", "a cached entry up to (\\d+ minutes) old is served", enrichMaxStale},
+		{"README.md", "\\(`404`\\) is remembered for (\\d+ s)", clerkapi.DefaultEnrichNegativeTTL},
+		{"README.md", "\\(at most (\\d+(?:,\\d+)*) of each", clerkapi.DefaultEnrichEntries},
+		{"README.md", "one Backend API call per (\\d+ minutes), however many", clerkapi.DefaultEnrichTTL},
+		{"README.md", "\\(active users \\+ active organizations\\) / (\\d+)", int(clerkapi.DefaultEnrichTTL / time.Second)},
 
 		{"SECURITY.md", "at most (\\d+ minutes) of leeway", maxLeeway},
 		{"SECURITY.md", "of leeway \\(default (\\d+ s)\\)", defaultLeeway},
@@ -86,6 +109,20 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"SECURITY.md", "calls a second with a burst of (\\d+) by default", clerkapi.DefaultBurst},
 		{"SECURITY.md", "`machine_cache_ttl` old \\((\\d+ s) by default", defaultMachineCacheTTL},
 		{"SECURITY.md", "by default, 1 s to (\\d+ h)\\)", maxMachineCacheTTL},
+		{"SECURITY.md", "at most `ttl`, (\\d+ minutes) by default", defaultAssertionTTL},
+		{"SECURITY.md", "by default and at most (\\d+ minutes)", maxAssertionTTL},
+		{"SECURITY.md", "A key signs for (\\d+ hours) and", keys.RotateEvery},
+		{"SECURITY.md", "is published about (\\d+ hours) before it does", published},
+		{"SECURITY.md", "it stays published for (\\d+ hours?) after it", keys.Overlap},
+		{"SECURITY.md", "JWKS cache \\(`max-age` (\\d+)\\)", jwksMaxAge},
+		{"SECURITY.md", "their successors are made (\\d+ hours) ahead", published},
+		{"SECURITY.md", "\\((\\d+ minutes) fresh, stale up to", clerkapi.DefaultEnrichTTL},
+		{"SECURITY.md", "fresh, stale up to (\\d+) times that", clerkapi.DefaultEnrichMaxStaleFactor},
+		{"SECURITY.md", "while Clerk fails, (\\d+(?:,\\d+)*) entries per kind", clerkapi.DefaultEnrichEntries},
+		{"SECURITY.md", "digits, (\\d+) characters at most", clerkapi.MaxResourceIDLen},
+		{"SECURITY.md", "An answer over (\\d+ MiB) is refused", clerkapi.MaxResourceBodyBytes},
+		{"SECURITY.md", "reaches the upstream after up to (\\d+ minutes)", clerkapi.DefaultEnrichTTL},
+		{"SECURITY.md", "while the Backend API is down, up to (\\d+ minutes)", enrichMaxStale},
 
 		{"Handler.jwks_refresh", fieldDefault, d.Refresh},
 		{"Handler.jwks_min_interval", fieldDefault, d.MinInterval},
@@ -97,6 +134,9 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"Handler.api_url", fieldDefault, defaultAPIURL},
 		{"Handler.roles_claim", fieldDefault, defaultRoles},
 		{"Handler.jwt_key", "at least (\\d+) bits", jwks.MinRSABits},
+		{"Handler.enrich", "per organization \\((\\S+), then served stale", clerkapi.DefaultEnrichTTL},
+		{"IdentityAssertion.ttl", "Default: (\\S+);", defaultAssertionTTL},
+		{"IdentityAssertion.ttl", "at most (\\S+?),", maxAssertionTTL},
 	}
 	docs := map[string]string{}
 	for _, file := range []string{"README.md", "SECURITY.md"} {
@@ -106,8 +146,10 @@ func TestDocumentedDefaults(t *testing.T) {
 		}
 		docs[file] = strings.ReplaceAll(string(b), "\r\n", "\n")
 	}
-	for field, doc := range handlerFieldDocs(t) {
-		docs["Handler."+field] = doc
+	for _, typ := range []struct{ file, name string }{{"module.go", "Handler"}, {"assertion.go", "IdentityAssertion"}} {
+		for field, doc := range fieldDocs(t, typ.file, typ.name) {
+			docs[typ.name+"."+field] = doc
+		}
 	}
 	for _, s := range statements {
 		t.Run(fmt.Sprintf("%s %v", s.where, s.code), func(t *testing.T) {
@@ -137,17 +179,16 @@ func TestDocumentedDefaults(t *testing.T) {
 	}
 }
 
+// durationWords are the units the docs spell out, plural before singular.
+var durationWords = strings.NewReplacer("seconds", "s", "second", "s", "minutes", "m", "minute", "m", "hours", "h", "hour", "h")
+
 // documentedValue reads what the docs say as the type of the code's value:
-// durations as Caddy reads them, or in words ("30 s", "5 minutes"); sizes
-// as a count or in KiB/MiB.
+// durations as Caddy reads them, or in words ("30 s", "5 minutes", "1
+// hour"); sizes as a count or in KiB/MiB.
 func documentedValue(said string, like any) (any, error) {
 	switch like.(type) {
 	case time.Duration:
-		s := strings.Join(strings.Fields(said), "")
-		for word, unit := range map[string]string{"seconds": "s", "minutes": "m", "hours": "h"} {
-			s = strings.Replace(s, word, unit, 1)
-		}
-		return caddy.ParseDuration(s)
+		return caddy.ParseDuration(durationWords.Replace(strings.Join(strings.Fields(said), "")))
 	case int:
 		s, unit := strings.Join(strings.Fields(strings.ReplaceAll(said, ",", "")), ""), 1
 		for suffix, size := range map[string]int{"KiB": 1 << 10, "MiB": 1 << 20} {
@@ -163,18 +204,18 @@ func documentedValue(said string, like any) (any, error) {
 	return nil, fmt.Errorf("the test cannot read a %T", like)
 }
 
-// handlerFieldDocs returns the doc comment of each Handler field by its
-// JSON name, as module.go has it.
-func handlerFieldDocs(t *testing.T) map[string]string {
+// fieldDocs returns the doc comment of each field of the struct typeName by
+// its JSON name, as file has it.
+func fieldDocs(t *testing.T, file, typeName string) map[string]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "module.go", nil, parser.ParseComments)
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ParseComments)
 	if err != nil {
 		t.Fatal(err)
 	}
 	docs := map[string]string{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		ts, ok := n.(*ast.TypeSpec)
-		if !ok || ts.Name.Name != "Handler" {
+		if !ok || ts.Name.Name != typeName {
 			return true
 		}
 		for _, field := range ts.Type.(*ast.StructType).Fields.List {
@@ -188,7 +229,7 @@ func handlerFieldDocs(t *testing.T) map[string]string {
 		return false
 	})
 	if len(docs) == 0 {
-		t.Fatal("module.go has no Handler fields with doc comments and JSON names")
+		t.Fatalf("%s has no %s fields with doc comments and JSON names", file, typeName)
 	}
 	return docs
 }
