@@ -116,6 +116,7 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"SECURITY.md", "it stays published for (\\d+ hours?) after it", keys.Overlap},
 		{"SECURITY.md", "JWKS cache \\(`max-age` (\\d+)\\)", jwksMaxAge},
 		{"SECURITY.md", "their successors are made (\\d+ hours) ahead", published},
+		{"SECURITY.md", "A key is in the JWKS for (\\d+ hours) in all", published + keys.RotateEvery + keys.Overlap},
 		{"SECURITY.md", "\\((\\d+ minutes) fresh, stale up to", clerkapi.DefaultEnrichTTL},
 		{"SECURITY.md", "fresh, stale up to (\\d+) times that", clerkapi.DefaultEnrichMaxStaleFactor},
 		{"SECURITY.md", "while Clerk fails, (\\d+(?:,\\d+)*) entries per kind", clerkapi.DefaultEnrichEntries},
