@@ -28,7 +28,8 @@ import (
 // Targets: VerifyCold <= 1.2x RSAVerifyBaseline and <= 20 allocs/op (issue
 // 11); VerifyCached <= 1 µs and <= 2 allocs/op; ServeHTTPCached <=
 // ServeHTTPBare + 2 µs (issue 5); ServeHTTPOpaqueCached,
-// ServeHTTPCachedAssertion and ServeHTTPCachedEnrich likewise (issue 14).
+// ServeHTTPCachedAssertion, ServeHTTPCachedEnrich and
+// ServeHTTPCachedAssertionEnrich likewise (issue 14).
 // MintAssertion is reported next to RSAVerifyBaseline: what a cache miss
 // adds when identity_assertion is on.
 
@@ -153,6 +154,24 @@ func BenchmarkServeHTTPCachedEnrich(b *testing.B) {
 	if calls, most := iss.ResourceStats().UserCalls, 1+int64(time.Since(start)/clerkapi.DefaultEnrichTTL); calls > most {
 		b.Fatalf("%d Backend API calls, want at most %d: the cache did not answer", calls, most)
 	}
+}
+
+// BenchmarkServeHTTPCachedAssertionEnrich has both: the enrichment, a new
+// value on every request, must still find the cached assertion that states
+// it, or every request pays a signature.
+func BenchmarkServeHTTPCachedAssertionEnrich(b *testing.B) {
+	iss := clerktest.Start(b)
+	iss.SetUser(clerktest.User{ID: clerktest.DefaultSubject, Emails: []string{"bench@example.com"},
+		PrimaryEmail: "bench@example.com", FirstName: "Bench"})
+	h := provisionBench(b, &Handler{
+		Issuers:           []string{iss.URL},
+		SecretKey:         iss.SecretKey(),
+		APIURL:            iss.APIURL(),
+		Enrich:            []string{enrichUser},
+		ForwardHeaders:    []ForwardHeader{{Field: "X-User-Id", Value: "{http.auth.user.id}"}},
+		IdentityAssertion: &IdentityAssertion{Header: "X-Clerk-Identity", Audience: "https://api.internal"},
+	})
+	benchServeHTTP(b, h, iss.Mint(clerktest.Lifetime(time.Hour)))
 }
 
 // BenchmarkServeHTTPOpaqueCached is a script's Clerk API key (ak_) on a
