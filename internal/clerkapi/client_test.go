@@ -114,7 +114,11 @@ func TestHandshakePayloadErrors(t *testing.T) {
 			if secret == "" {
 				secret = iss.SecretKey()
 			}
-			c, _ := newClient(t, iss.APIURL(), secret, func(cfg *Config) { cfg.Timeout = 100 * time.Millisecond })
+			var f *clerktest.Fault
+			if tc.fault != nil {
+				f = &tc.fault.Fault
+			}
+			c, _ := newClient(t, iss.APIURL(), secret, func(cfg *Config) { cfg.Timeout = faultTimeout(f) })
 			nonce := "UNKNOWNNONCE" + strings.Repeat("Q", 20)
 			if tc.known {
 				nonce = nonceFor(t, iss)

@@ -311,7 +311,11 @@ func TestEnrichmentErrors(t *testing.T) {
 				}
 				obs := &observed{}
 				c, clock := newClient(t, iss.APIURL(), secret, func(cfg *Config) {
-					cfg.Timeout = 100 * time.Millisecond
+					var f *clerktest.Fault
+					if tc.fault != nil {
+						f = &tc.fault.Fault
+					}
+					cfg.Timeout = faultTimeout(f)
 					cfg.Observer = obs.observer()
 				})
 				id := r.id

@@ -185,3 +185,14 @@ func (o *observed) counts() map[string]int {
 	defer o.mu.Unlock()
 	return maps.Clone(o.events)
 }
+
+// faultTimeout is the client timeout for a call that meets f: short where
+// the fault waits for the client to give up, long otherwise, so that a
+// large answer under -race on a busy machine is judged for what it is
+// rather than timing out.
+func faultTimeout(f *clerktest.Fault) time.Duration {
+	if f != nil && (f.Hang || f.Delay > 0) {
+		return 100 * time.Millisecond
+	}
+	return 10 * time.Second
+}

@@ -209,7 +209,11 @@ func TestVerifyMachineTokenAnswers(t *testing.T) {
 				if secret == "" {
 					secret = iss.SecretKey()
 				}
-				c, _ := newClient(t, iss.APIURL(), secret, func(cfg *Config) { cfg.Timeout = 100 * time.Millisecond })
+				var f *clerktest.Fault
+				if tc.fault != nil {
+					f = &tc.fault.Fault
+				}
+				c, _ := newClient(t, iss.APIURL(), secret, func(cfg *Config) { cfg.Timeout = faultTimeout(f) })
 				token := tc.token(kind)
 				if tc.fault != nil {
 					iss.SetMachineFault(*tc.fault)
