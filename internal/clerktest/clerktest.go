@@ -22,6 +22,9 @@
 // serves the users and organizations a test sets up at the Backend API's
 // GET /v1/users/{id} and /v1/organizations/{id}.
 //
+// SendWebhook delivers Clerk events signed as Clerk's Svix delivery signs
+// them, so that tests and the demo can revoke a session or ban a user.
+//
 // Both JWKS endpoints can be made slow, broken or hostile with SetFault, and the
 // key set can be rotated while serving. Mint produces RS256 session tokens
 // shaped like Clerk's (v1 and v2), JWT-template and M2M tokens, and, through
@@ -76,9 +79,10 @@ type Issuer struct {
 	// It is also the "iss" claim of every token Mint produces by default.
 	URL string
 
-	secretKey string
-	srv       *http.Server
-	served    chan struct{} // closed when the Serve goroutine has returned
+	secretKey     string
+	webhookSecret string // whsec_…, see SendWebhook
+	srv           *http.Server
+	served        chan struct{} // closed when the Serve goroutine has returned
 
 	fetches   atomic.Int64
 	fault     atomic.Pointer[Fault]
@@ -133,14 +137,15 @@ func NewAt(addr string) (*Issuer, error) {
 	}
 	k := Key{KID: newKID(), Private: priv}
 	i := &Issuer{
-		URL:       "http://" + ln.Addr().String(),
-		secretKey: "sk_test_" + rand.Text(),
-		served:    make(chan struct{}),
-		done:      make(chan struct{}),
-		keys:      []Key{k},
-		signer:    k,
-		leased:    []*rsa.PrivateKey{priv},
-		now:       time.Now,
+		URL:           "http://" + ln.Addr().String(),
+		secretKey:     "sk_test_" + rand.Text(),
+		webhookSecret: newWebhookSecret(),
+		served:        make(chan struct{}),
+		done:          make(chan struct{}),
+		keys:          []Key{k},
+		signer:        k,
+		leased:        []*rsa.PrivateKey{priv},
+		now:           time.Now,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(JWKSPath, i.jwksHandler(false))
