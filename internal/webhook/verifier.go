@@ -1,0 +1,190 @@
+package webhook
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	svix "github.com/svix/svix-webhooks/go"
+)
+
+// The headers of a Svix delivery, as Clerk's verifyWebhook reads them.
+const (
+	HeaderID        = "svix-id"
+	HeaderTimestamp = "svix-timestamp"
+	HeaderSignature = "svix-signature"
+)
+
+// Defaults of Options.
+const (
+	// DefaultTolerance is Svix's own: a delivery signed more than five
+	// minutes before or after the Verifier's clock is refused.
+	DefaultTolerance = 5 * time.Minute
+	// DefaultMaxBodySize is far above any Clerk event (a user with many
+	// memberships is a few tens of KiB) and bounds the HMAC a forged
+	// delivery costs.
+	DefaultMaxBodySize = 256 << 10
+	// DefaultMaxRemembered bounds the svix-ids remembered against replay:
+	// at most two tolerance windows of events that act, i.e. about 80 per
+	// second for ten minutes.
+	DefaultMaxRemembered = 50_000
+)
+
+// Bounds on the headers, far above what Svix sends (an id of about 30
+// bytes, a signature of 47 per secret), so that a forged delivery cannot
+// make the Verifier remember or split large strings.
+const (
+	maxIDHeader        = 256
+	maxSignatureHeader = 4096
+)
+
+// secretPrefix starts every Svix signing secret, as the Clerk Dashboard
+// shows it.
+const secretPrefix = "whsec_"
+
+// Options tune a Verifier. A zero field means its default.
+type Options struct {
+	// Tolerance is how far a delivery's timestamp may be from the clock.
+	Tolerance time.Duration
+	// MaxBodySize caps the body, in bytes.
+	MaxBodySize int64
+	// MaxRemembered caps the svix-ids remembered against replay.
+	MaxRemembered int
+	// Now, if set, replaces time.Now: tests move time without sleeping.
+	Now func() time.Time
+}
+
+// Verifier checks Svix deliveries against one signing secret. Its methods
+// are safe for concurrent use.
+type Verifier struct {
+	wh     *svix.Webhook
+	opts   Options
+	replay *replaySet
+}
+
+// New returns a Verifier for secret, "whsec_" and base64 as the Clerk
+// Dashboard shows it. The error never holds the secret.
+func New(secret string, opts Options) (*Verifier, error) {
+	if !strings.HasPrefix(secret, secretPrefix) {
+		return nil, errors.New("webhook signing secret: not a Svix secret (whsec_…)")
+	}
+	wh, err := svix.NewWebhook(secret)
+	if err != nil || len(strings.TrimPrefix(secret, secretPrefix)) == 0 {
+		return nil, errors.New("webhook signing secret: whsec_ is not followed by base64")
+	}
+	if opts.Tolerance < 0 || opts.MaxBodySize < 0 || opts.MaxRemembered < 0 {
+		return nil, errors.New("webhook options: negative values")
+	}
+	if opts.Tolerance == 0 {
+		opts.Tolerance = DefaultTolerance
+	}
+	if opts.MaxBodySize == 0 {
+		opts.MaxBodySize = DefaultMaxBodySize
+	}
+	if opts.MaxRemembered == 0 {
+		opts.MaxRemembered = DefaultMaxRemembered
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Verifier{wh: wh, opts: opts, replay: newReplaySet(opts.MaxRemembered)}, nil
+}
+
+// Read reads the body of r, refusing it unread if its Content-Length is
+// over the cap and reading at most one byte past the cap otherwise, and
+// verifies it with Verify. The caller checks the method and closes the
+// body, as for any handler.
+func (v *Verifier) Read(r *http.Request) (Event, error) {
+	if r.ContentLength > v.opts.MaxBodySize {
+		return Event{}, fmt.Errorf("%w: Content-Length %d, the cap is %d", ErrTooLarge, r.ContentLength, v.opts.MaxBodySize)
+	}
+	// Sized once from Content-Length (already bounded): a body of 256 KiB
+	// read in doubling steps would allocate twice that.
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, v.opts.MaxBodySize+1)); err != nil {
+		return Event{}, fmt.Errorf("%w: reading the body: %v", ErrMalformed, err)
+	}
+	return v.Verify(r.Header, buf.Bytes())
+}
+
+// Verify checks one delivery: its body size, headers, timestamp and
+// signature; then decodes the event and, if it acts, refuses an id already
+// accepted and remembers this one. An event that does not act is returned
+// with no Actions and no error.
+func (v *Verifier) Verify(h http.Header, body []byte) (Event, error) {
+	if int64(len(body)) > v.opts.MaxBodySize {
+		return Event{}, fmt.Errorf("%w: over %d bytes", ErrTooLarge, v.opts.MaxBodySize)
+	}
+	id, ts, sig, err := deliveryHeaders(h)
+	if err != nil {
+		return Event{}, err
+	}
+	now := v.opts.Now()
+	if d := now.Sub(ts); d > v.opts.Tolerance || -d > v.opts.Tolerance {
+		return Event{}, fmt.Errorf("%w: the clock is %v past it, the tolerance %v", ErrStale, d.Round(time.Second), v.opts.Tolerance)
+	}
+	// Only the svix-* headers, trimmed as Clerk trims them, reach the
+	// library: it would fall back to webhook-* ones.
+	signed := http.Header{
+		http.CanonicalHeaderKey(HeaderID):        {id},
+		http.CanonicalHeaderKey(HeaderTimestamp): {strconv.FormatInt(ts.Unix(), 10)},
+		http.CanonicalHeaderKey(HeaderSignature): {sig},
+	}
+	if err := v.wh.VerifyIgnoringTimestamp(body, signed); err != nil {
+		return Event{}, ErrSignature // the library's error says no more
+	}
+	typ, actions, err := actionsOf(body)
+	if err != nil {
+		return Event{}, err
+	}
+	ev := Event{ID: id, Type: typ, Timestamp: ts, Actions: actions}
+	if len(actions) == 0 {
+		return ev, nil
+	}
+	// Remembered past the end of the window: the second of ts is
+	// truncated, and a delivery at exactly ts+Tolerance still passes.
+	expiry := ts.Add(v.opts.Tolerance + time.Second).UnixNano()
+	if err := v.replay.add(id, expiry, now.UnixNano()); err != nil {
+		return Event{}, fmt.Errorf("%w: %s", err, id)
+	}
+	return ev, nil
+}
+
+// deliveryHeaders reads the three svix-* headers. The library signs the
+// number it parsed from svix-timestamp, not the header's text, so only the
+// canonical spelling is accepted: "+17…" or "017…" are not Svix's.
+func deliveryHeaders(h http.Header) (id string, ts time.Time, sig string, err error) {
+	id = strings.TrimSpace(h.Get(HeaderID))
+	rawTS := strings.TrimSpace(h.Get(HeaderTimestamp))
+	sig = strings.TrimSpace(h.Get(HeaderSignature))
+	switch {
+	case id == "" || rawTS == "" || sig == "":
+		return "", time.Time{}, "", fmt.Errorf("%w: %s, %s and %s are required", ErrMalformed, HeaderID, HeaderTimestamp, HeaderSignature)
+	case len(id) > maxIDHeader || !printable(id):
+		return "", time.Time{}, "", fmt.Errorf("%w: %s is not an id", ErrMalformed, HeaderID)
+	case len(sig) > maxSignatureHeader:
+		return "", time.Time{}, "", fmt.Errorf("%w: %s over %d bytes", ErrMalformed, HeaderSignature, maxSignatureHeader)
+	}
+	secs, perr := strconv.ParseInt(rawTS, 10, 64)
+	if perr != nil || strconv.FormatInt(secs, 10) != rawTS {
+		return "", time.Time{}, "", fmt.Errorf("%w: %s is not Unix seconds", ErrMalformed, HeaderTimestamp)
+	}
+	return id, time.Unix(secs, 0), sig, nil
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
