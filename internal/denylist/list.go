@@ -221,8 +221,12 @@ func cloneLive(s *shard, now int64, extra int) shard {
 func (l *List) Prune() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.now().UnixNano()
+	if now < l.soonest {
+		return 0 // nothing expired: no need to look
+	}
 	before := l.size.Load()
-	l.pruneLocked(l.now().UnixNano())
+	l.pruneLocked(now)
 	return int(before - l.size.Load())
 }
 
