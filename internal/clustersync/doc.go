@@ -1,0 +1,35 @@
+// Package clustersync shares the denylist among the Caddy instances that
+// share a storage: a Caddy cluster, as Caddy defines it. A session that
+// Clerk revokes is announced by a webhook to one instance; through the
+// storage, every instance denies it within one Options.SyncEvery.
+//
+// # Protocol
+//
+// Each instance owns one document, <Prefix>/<instance id>.json, holding the
+// denials it learned itself (from webhooks) with their expiries. Nobody
+// else writes it, so no lock is taken: the same pattern as caddy-ratelimit's
+// distributed mode. An instance writes its document as soon as it learns a
+// denial, and every SyncEvery lists the prefix, loads every document and
+// adds what it finds to its denylist. Denials only ever grow until they
+// expire, so a merge is a union and needs no ordering between instances.
+//
+// A starting instance loads every document before Start returns and Ready
+// closes, so a restarted instance denies at once what the cluster denied.
+//
+// # Housekeeping
+//
+// A document whose entries have all expired is deleted by whichever
+// instance reads it: dead instances leave nothing behind for longer than
+// their denials last. An instance whose own document was deleted or
+// changed under it (a prune that raced its write, an operator) writes it
+// again in its next round.
+//
+// # Failure
+//
+// Look-ups read the denylist in memory and never wait for storage. A
+// storage that is slow (each round is bounded by Options.StorageTimeout),
+// down, or holds a corrupt document keeps the last good state: what was
+// merged stays merged, a corrupt document is skipped while the others are
+// merged, and the next round tries again. Failures are counted in Stats,
+// for metrics, and logged when they start and end, not every round.
+package clustersync

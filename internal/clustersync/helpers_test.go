@@ -1,0 +1,138 @@
+package clustersync
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
+)
+
+// TestMain fails the package if any test leaves a goroutine of a Syncer
+// behind: Stop must end them all.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// verifyNoLeak checks, once t and its cleanups are done, that it left no
+// goroutine behind. Call it first, so that its cleanup runs last.
+func verifyNoLeak(t *testing.T) {
+	t.Helper()
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const syncEvery = DefaultSyncEvery
+
+// newStorage is a real FileStorage in a fresh folder.
+func newStorage(t testing.TB) *certmagic.FileStorage {
+	return &certmagic.FileStorage{Path: t.TempDir()}
+}
+
+// sameFolder is another FileStorage over the folder of s, as another Caddy
+// process sharing the volume has.
+func sameFolder(s *certmagic.FileStorage) *certmagic.FileStorage {
+	return &certmagic.FileStorage{Path: s.Path}
+}
+
+// instance is one Caddy's share of the cluster: its denylist and Syncer.
+type instance struct {
+	list *denylist.List
+	sync *Syncer
+}
+
+func newInstance(t *testing.T, s certmagic.Storage, clock *fakeclock.Clock, id string) instance {
+	t.Helper()
+	return newInstanceLog(t, s, clock, id, zap.NewNop())
+}
+
+func newInstanceLog(t *testing.T, s certmagic.Storage, clock *fakeclock.Clock, id string, log *zap.Logger) instance {
+	t.Helper()
+	list := denylist.New(denylist.Options{Now: clock.Now})
+	syncer, err := New(s, list, Options{InstanceID: id, Clock: clock}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(syncer.Stop)
+	return instance{list, syncer}
+}
+
+func (in instance) denies(sessionID string, now time.Time) bool {
+	return in.list.Check(sessionID, "", now) == denylist.Session
+}
+
+func mustSync(t *testing.T, ins ...instance) {
+	t.Helper()
+	for _, in := range ins {
+		if err := in.sync.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustStart(t *testing.T, ins ...instance) {
+	t.Helper()
+	for _, in := range ins {
+		if err := in.sync.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// revoke is a session denial for as long as the longest token lives.
+func revoke(sessionID string, now time.Time) denylist.Entry {
+	return denylist.Entry{Kind: denylist.Session, ID: sessionID, Until: now.Add(time.Hour)}
+}
+
+// docPath is where a FileStorage keeps the document of instance id.
+func docPath(s *certmagic.FileStorage, id string) string {
+	return filepath.Join(s.Path, filepath.FromSlash(DefaultPrefix), id+".json")
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// waitFor polls cond: the background goroutines run on real time even
+// though their clock is fake.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// tick waits until the background goroutine of in waits for its next
+// round, moves its clock one SyncEvery on and waits for the round to end.
+func tick(t *testing.T, in instance, clock *fakeclock.Clock) {
+	t.Helper()
+	if d := clock.WaitTimer(t); d != syncEvery {
+		t.Fatalf("the syncer waits %v between rounds, want %v", d, syncEvery)
+	}
+	rounds := in.sync.Stats().Rounds
+	clock.Advance(syncEvery)
+	waitFor(t, "a round", func() bool { return in.sync.Stats().Rounds > rounds })
+}
+
+func mustDo(t *testing.T, errs ...error) {
+	t.Helper()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
