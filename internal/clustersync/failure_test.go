@@ -83,7 +83,7 @@ func TestStorageDown(t *testing.T) {
 	saved := root + ".saved"
 	mustDo(t, os.Rename(root, saved), os.WriteFile(root, nil, 0o600))
 	a.sync.Deny(revoke("sess_during", testNow))
-	waitFor(t, "a's write to fail", func() bool { return a.sync.Stats().Failures == 1 })
+	waitFor(t, "a's write to fail", func() bool { return a.sync.Stats().Failures > 0 })
 	if !a.denies("sess_during", testNow) {
 		t.Error("a denial learned during the outage is not denied where it was learned")
 	}
