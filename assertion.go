@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/assertion"
@@ -70,11 +71,7 @@ func loadKeyRing(ctx caddy.Context) (*assertion.KeyRing, string, error) {
 	if storage == nil {
 		return nil, "", errors.New("identity assertion: Caddy has no storage configured")
 	}
-	key := fmt.Sprintf("%T|%p", storage, storage)
-	if s, ok := storage.(fmt.Stringer); ok {
-		// FileStorage names its folder: two configs on one folder share.
-		key = fmt.Sprintf("%T|%s", storage, s.String())
-	}
+	key := storageKey(storage)
 	logger := ctx.Logger().Named("identity_assertion")
 	val, _, err := assertionRings.LoadOrNew(key, func() (caddy.Destructor, error) {
 		opts := assertion.DefaultOptions
@@ -97,6 +94,15 @@ func loadKeyRing(ctx caddy.Context) (*assertion.KeyRing, string, error) {
 		return nil, "", fmt.Errorf("identity assertion keys: %v", err)
 	}
 	return val.(sharedRing).KeyRing, key, nil
+}
+
+// storageKey names a storage for the pools of state kept in it.
+func storageKey(storage certmagic.Storage) string {
+	if s, ok := storage.(fmt.Stringer); ok {
+		// FileStorage names its folder: two configs on one folder share.
+		return fmt.Sprintf("%T|%s", storage, s.String())
+	}
+	return fmt.Sprintf("%T|%p", storage, storage)
 }
 
 // minter mints a route's assertions.

@@ -14,9 +14,11 @@ func init() {
 	httpcaddyfile.RegisterHandlerDirective("clerk_auth", parseCaddyfile)
 	// Authentication belongs before everything that serves or proxies, the
 	// same slot as basic_auth, so users never have to write an order. The
-	// assertion keys go first of all: they are public, and an upstream
-	// fetching them has no Clerk token. Each insertion lands right before
-	// basic_auth, so this order of calls puts clerk_identity_jwks first.
+	// assertion keys and the webhook endpoint go first of all: neither
+	// Clerk's webhook deliveries nor an upstream fetching the keys have a
+	// Clerk token. Each insertion lands right before basic_auth, so this
+	// order of calls puts them before clerk_auth.
+	httpcaddyfile.RegisterDirectiveOrder("clerk_webhook", httpcaddyfile.Before, "basic_auth")
 	httpcaddyfile.RegisterDirectiveOrder("clerk_identity_jwks", httpcaddyfile.Before, "basic_auth")
 	httpcaddyfile.RegisterDirectiveOrder("clerk_auth", httpcaddyfile.Before, "basic_auth")
 }
@@ -63,6 +65,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cross_site_cookies  refuse|allow
 //		handshake           on|off
 //		proxy_url           <url>|<path>
+//		denylist_sync       <duration>
 //		enrich              user|org...
 //		enrich_required
 //		identity_assertion  <header> {
@@ -156,6 +159,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = single(d, &h.ProxyURL)
 		case "enrich":
 			err = appendValues(d, &h.Enrich)
+		case "denylist_sync":
+			err = parseDuration(d, &h.DenylistSync)
 		case "enrich_required":
 			err = setFlag(d, &h.EnrichRequired)
 		case "identity_assertion":

@@ -1,7 +1,6 @@
 package clerkauth
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -1055,8 +1054,7 @@ func TestProvisionDoesNotWaitForJWKS(t *testing.T) {
 	})
 
 	h := &Handler{Issuers: []string{"http://" + ln.Addr().String()}}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
+	ctx := storageContext(t)
 
 	provisioned := make(chan error, 1)
 	go func() { provisioned <- h.Provision(ctx) }()
@@ -1132,12 +1130,11 @@ func TestCaddyfileAdapt(t *testing.T) {
 // test ends, whether or not Provision succeeded.
 func provisionHandler(t *testing.T, h *Handler) error {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx := storageContext(t)
 	t.Cleanup(func() {
 		if err := h.Cleanup(); err != nil {
 			t.Errorf("Cleanup: %v", err)
 		}
-		cancel()
 	})
 	return h.Provision(ctx)
 }

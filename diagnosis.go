@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
-	"github.com/caddyserver/caddy/v2"
 )
 
 // checkToken prints what token says, then verifies it with the clerk_auth
@@ -28,7 +27,10 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 	if err != nil {
 		return 2, err
 	}
-	cctx, cancel := caddy.NewContext(caddy.Context{Context: ctx})
+	cctx, cancel, err := configContext(ctx, cfgJSON)
+	if err != nil {
+		return 2, err
+	}
 	defer cancel()
 	h, err := provisionClerkHandler(cctx, route.raw)
 	if err != nil {

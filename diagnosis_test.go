@@ -144,7 +144,7 @@ func TestClerkTokenFixForEveryReason(t *testing.T) {
 	}
 
 	iss := clerktest.Start(t)
-	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	cctx, cancel := caddy.NewContext(storageContext(t))
 	t.Cleanup(cancel)
 	cfg, err := json.Marshal(Handler{
 		Issuers: []string{iss.URL}, JWTKey: iss.PublicKeyPEM(), Accept: []string{"template"}, Audiences: []string{"api"}, AuthorizedParties: []string{"https://app.example.com"},

@@ -2,6 +2,7 @@ package clerkauth
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,6 +43,9 @@ var metrics = struct {
 	// Enrichment look-ups by resource (user, organization) and result
 	// (hit, stale, miss).
 	enrichCache *prometheus.CounterVec
+	// Clerk webhook deliveries by result (applied, ignored, refused) and
+	// the HTTP status answered.
+	webhooks *prometheus.CounterVec
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace,
@@ -97,7 +101,20 @@ var metrics = struct {
 		Name:      "enrich_cache_total",
 		Help:      "Backend API user and organization look-ups, by resource (user, organization) and result (hit, stale: served while one call refreshes it, miss).",
 	}, []string{"resource", "result"}),
+	webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "webhooks_total",
+		Help:      "Clerk webhook deliveries to clerk_webhook, by result (applied: it denied or forgot something; ignored: an event that changes nothing here; refused) and status.",
+	}, []string{"result", "status"}),
 }
+
+// Values of the result label of webhooks_total.
+const (
+	webhookApplied = "applied"
+	webhookIgnored = "ignored"
+	webhookRefused = "refused"
+)
 
 // The counters bumped on every request are resolved once: WithLabelValues
 // hashes its labels on each call.
@@ -168,7 +185,8 @@ var (
 // error.
 func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, metrics.handshakes, metrics.handshakeReturns,
-		metrics.backendCalls, metrics.backendLimited, metrics.machineCache, metrics.enrichCache, keySetCollector{}} {
+		metrics.backendCalls, metrics.backendLimited, metrics.machineCache, metrics.enrichCache, metrics.webhooks,
+		keySetCollector{}, clusterCollector{}} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
 			return err
@@ -194,5 +212,58 @@ func (keySetCollector) Collect(ch chan<- prometheus.Metric) {
 		if !s.FetchedAt.IsZero() {
 			ch <- prometheus.MustNewConstMetric(jwksAgeDesc, prometheus.GaugeValue, s.Age().Seconds(), s.Source)
 		}
+	}
+}
+
+var (
+	denylistEntriesDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_entries"),
+		"Sessions and users denied now, shared through Caddy's storage.",
+		nil, nil)
+	denylistSyncFailuresDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_sync_failures_total"),
+		"Denylist reads and writes that failed on Caddy's storage; the last good denials stay in force meanwhile.",
+		nil, nil)
+	denylistSyncAgeDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_sync_age_seconds"),
+		"Seconds since the storage's denials were last read completely; absent until the first complete read.",
+		nil, nil)
+)
+
+// clusterCollector reports the live denylists at scrape time: the largest
+// list, the failures of all of them, and the stalest last read.
+type clusterCollector struct{}
+
+func (clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- denylistEntriesDesc
+	ch <- denylistSyncFailuresDesc
+	ch <- denylistSyncAgeDesc
+}
+
+func (clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	entries, failures := 0, uint64(0)
+	var oldest time.Time
+	live := false
+	clusters.Range(func(_, val any) bool {
+		c, ok := val.(*cluster)
+		if !ok {
+			return true
+		}
+		live = true
+		entries = max(entries, c.list.Len())
+		st := c.sync.Stats()
+		failures += st.Failures
+		if !st.LastRead.IsZero() && (oldest.IsZero() || st.LastRead.Before(oldest)) {
+			oldest = st.LastRead
+		}
+		return true
+	})
+	if !live {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(denylistEntriesDesc, prometheus.GaugeValue, float64(entries))
+	ch <- prometheus.MustNewConstMetric(denylistSyncFailuresDesc, prometheus.CounterValue, float64(failures))
+	if !oldest.IsZero() {
+		ch <- prometheus.MustNewConstMetric(denylistSyncAgeDesc, prometheus.GaugeValue, timeNow().Sub(oldest).Seconds())
 	}
 }

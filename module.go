@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 	"github.com/caddyserver/caddy/v2"
@@ -315,6 +316,14 @@ type Handler struct {
 	// request gets 503 with Retry-After (`enrich-unavailable`).
 	EnrichRequired bool `json:"enrich_required,omitempty"`
 
+	// How often this Caddy reads, from Caddy's storage, the sessions and
+	// users that Clerk revoked (announced by a webhook to clerk_webhook on
+	// any Caddy sharing the storage). Such a session or user gets 401
+	// (`session-revoked`, `user-revoked`) on every request, cached tokens
+	// included. Default: 5s, the most a revocation takes to reach this
+	// Caddy; 1s to 5m.
+	DenylistSync caddy.Duration `json:"denylist_sync,omitempty"`
+
 	// A signed identity assertion for the upstream; see IdentityAssertion.
 	IdentityAssertion *IdentityAssertion `json:"identity_assertion,omitempty"`
 
@@ -335,8 +344,11 @@ type Handler struct {
 
 	verifier     *verifier
 	machines     *machineVerifier
-	enricher     *enricher        // nil without enrich
-	minter       *minter          // nil without identity_assertion
+	enricher     *enricher      // nil without enrich
+	minter       *minter        // nil without identity_assertion
+	denied       *denylist.List // the storage's shared denylist
+	denylistSync time.Duration
+	clusterKey   string           // the clusters entry this handler holds
 	ringKey      string           // the assertionRings entry this handler holds
 	backend      *backendAPI      // nil without secret_key
 	api          *clerkapi.Client // from apiClients; nil until a step needs it
@@ -452,6 +464,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.refuse(w, r, ve)
 	}
 
+	if kind := h.denied.Check(id.SessionID, id.Subject, h.verifier.now()); kind != denylist.None {
+		// Clerk revoked it after the token was issued: checked on every
+		// request, so the token cache cannot outlive a revocation.
+		err := &VerifyError{Reason: deniedReason(kind), Err: errors.New("revoked in Clerk (webhook)")}
+		st.reason = err.Reason
+		h.logReject(r, err, carrier)
+		if h.Optional {
+			metrics.requests.WithLabelValues(requestAnonymous, err.Reason).Inc()
+			return next.ServeHTTP(w, r)
+		}
+		metrics.requests.WithLabelValues(requestRejected, err.Reason).Inc()
+		return h.refuse(w, r, err)
+	}
 	if reason := h.requirements.check(id).reason; reason != "" {
 		return h.refuseVerified(w, r, &VerifyError{Reason: reason, Err: errors.New("requirement not met")}, carrier)
 	}

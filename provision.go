@@ -31,8 +31,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provision(repl); err != nil {
 		return fmt.Errorf("clerk_auth: %w", err)
 	}
-	// The assertion keys live in Caddy's storage, which only the context has.
+	// The assertion keys and the denylist live in Caddy's storage, which
+	// only the context has.
 	if err := h.attachKeyRing(ctx); err != nil {
+		return fmt.Errorf("clerk_auth: %w", err)
+	}
+	if err := h.attachCluster(ctx); err != nil {
 		return fmt.Errorf("clerk_auth: %w", err)
 	}
 	return nil
@@ -53,6 +57,7 @@ func (h *Handler) provision(repl *caddy.Replacer) error {
 		// in them starts no JWKS fetch.
 		h.provisionEnrich,
 		h.provisionAssertion,
+		h.provisionDenylist,
 		h.provisionVerifier,
 		h.provisionMachines,
 		h.provisionSessions,
@@ -352,6 +357,10 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.apiClientKey != "" {
 		_, err := apiClients.Delete(h.apiClientKey)
+		errs = append(errs, err)
+	}
+	if h.clusterKey != "" {
+		_, err := clusters.Delete(h.clusterKey)
 		errs = append(errs, err)
 	}
 	if h.ringKey != "" {

@@ -2,7 +2,6 @@ package clerkauth
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -275,7 +274,7 @@ func provisionReadmeHandlers(t *testing.T, b readmeBlock, cfgJSON []byte) {
 		t.Fatal(err)
 	}
 	for i := range routes {
-		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		ctx, cancel := caddy.NewContext(storageContext(t))
 		_, err := provisionClerkHandler(ctx, routes[i].raw)
 		cancel()
 		if err != nil {

@@ -32,6 +32,10 @@ const (
 	ReasonTypeMismatch          = "token-type-mismatch"
 	ReasonKIDMismatch           = "jwk-kid-mismatch"
 	ReasonSessionPending        = "session-pending"
+	// Clerk revoked, ended or removed the token's session, or deleted or
+	// banned its user, after the token was issued (clerk_webhook).
+	ReasonSessionRevoked = "session-revoked"
+	ReasonUserRevoked    = "user-revoked"
 	// The session cookie came with a state-changing request from another
 	// origin (cross_site_cookies refuse): it is not used.
 	ReasonCrossSiteCookie = "cross-site-cookie"

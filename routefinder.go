@@ -237,6 +237,26 @@ func pickRoute(routes []clerkRoute, site, reqPath string) (*clerkRoute, error) {
 // identity assertion: minting needs the storage of a running config, which
 // ctx (not a running config's) lacks, and inspecting a config must not
 // make keys in its storage.
+// configContext is a Caddy context with the storage cfgJSON configures (or
+// Caddy's default), so that the handler the doctor checks with reads the
+// same shared denylist as the running Caddy: a revoked session is reported
+// as such.
+func configContext(ctx context.Context, cfgJSON []byte) (caddy.Context, context.CancelFunc, error) {
+	var cfg struct {
+		Storage json.RawMessage `json:"storage"`
+	}
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		return caddy.Context{}, nil, err
+	}
+	root, err := caddy.ProvisionContext(&caddy.Config{StorageRaw: cfg.Storage})
+	if err != nil {
+		return caddy.Context{}, nil, fmt.Errorf("storage: %v", err)
+	}
+	root.Context = ctx
+	cctx, cancel := caddy.NewContext(root)
+	return cctx, cancel, nil
+}
+
 func provisionClerkHandler(ctx caddy.Context, raw json.RawMessage) (*Handler, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {

@@ -1,0 +1,227 @@
+package clerkauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/webhook"
+)
+
+func init() {
+	caddy.RegisterModule(Webhook{})
+	httpcaddyfile.RegisterHandlerDirective("clerk_webhook", parseWebhook)
+}
+
+// Webhook defaults and bounds.
+const (
+	// defaultDenyFor covers Clerk's session tokens (60s) and JWT templates
+	// and M2M JWTs of up to a day.
+	defaultDenyFor = 24 * time.Hour
+	maxDenyFor     = 366 * 24 * time.Hour
+)
+
+// Webhook receives Clerk's webhook events (delivered by Svix) and acts on
+// the ones that matter at the edge: a revoked, ended or removed session,
+// and a deleted or banned user, are denied by every clerk_auth handler of
+// every Caddy that shares this one's storage, their cached tokens
+// included; a changed user, organization or membership drops its
+// enrichment data. Deliveries must carry a valid Svix signature made with
+// the endpoint's signing secret, a timestamp within 5 minutes, and an id
+// not seen before; anything else is refused (400, 401 or 413) and changes
+// nothing. Events of other types are acknowledged and ignored. It ends the
+// route.
+type Webhook struct {
+	// The endpoint's signing secret (`whsec_...`, Clerk Dashboard →
+	// Webhooks → the endpoint). Required; `{env.*}` placeholders work.
+	// Never logged.
+	SigningSecret string `json:"signing_secret"`
+
+	// How long a session or user stays denied: as long as the
+	// longest-lived token it may hold can still verify. Default: 24h, 1m
+	// to 366 days. Session tokens live 60s; set it to your longest JWT
+	// template or M2M JWT lifetime if that is longer.
+	DenyFor caddy.Duration `json:"deny_for,omitempty"`
+
+	// How often this Caddy reads denials from the storage. Default: 5s.
+	// The clerk_auth handlers of the same Caddy read them with their own
+	// denylist_sync; this one's only matters if none shares its period.
+	DenylistSync caddy.Duration `json:"denylist_sync,omitempty"`
+
+	verifier   *webhook.Verifier
+	cluster    *cluster
+	clusterKey string
+	denyFor    time.Duration
+	logger     *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Webhook) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.clerk_webhook",
+		New: func() caddy.Module { return new(Webhook) },
+	}
+}
+
+// Provision checks the secret and attaches the storage's denylist.
+func (wh *Webhook) Provision(ctx caddy.Context) error {
+	wh.logger = ctx.Logger()
+	secret, err := expand(caddy.NewReplacer(), "signing_secret", wh.SigningSecret)
+	if err != nil {
+		return fmt.Errorf("clerk_webhook: %w", err)
+	}
+	if secret == "" {
+		return errors.New("clerk_webhook: signing_secret is required: the endpoint's whsec_... secret from the Clerk Dashboard (Webhooks)")
+	}
+	if !strings.HasPrefix(secret, "whsec_") {
+		return errors.New("clerk_webhook: signing_secret must be the endpoint's whsec_... signing secret from the Clerk Dashboard, not another key")
+	}
+	wh.verifier, err = webhook.New(secret, webhook.Options{Now: timeNow})
+	if err != nil {
+		return fmt.Errorf("clerk_webhook: signing_secret: %v", err)
+	}
+	wh.denyFor = time.Duration(wh.DenyFor)
+	if wh.denyFor == 0 {
+		wh.denyFor = defaultDenyFor
+	}
+	if wh.denyFor < time.Minute || wh.denyFor > maxDenyFor {
+		return fmt.Errorf("clerk_webhook: deny_for %s: use 1m to %s, the lifetime of the longest-lived token you accept", wh.denyFor, maxDenyFor)
+	}
+	every, err := denylistPeriod("clerk_webhook: ", wh.DenylistSync)
+	if err != nil {
+		return err
+	}
+	wh.cluster, wh.clusterKey, err = loadCluster(ctx, every)
+	if err != nil {
+		return fmt.Errorf("clerk_webhook: %w", err)
+	}
+	return nil
+}
+
+// Cleanup releases the denylist.
+func (wh *Webhook) Cleanup() error {
+	if wh.clusterKey == "" {
+		return nil
+	}
+	_, err := clusters.Delete(wh.clusterKey)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, nil)
+	}
+	ev, err := wh.verifier.Read(r)
+	if err != nil {
+		status := webhook.Status(err)
+		metrics.webhooks.WithLabelValues(webhookRefused, strconv.Itoa(status)).Inc()
+		// Debug: a flood of forged deliveries must not flood the log.
+		wh.logger.Debug("webhook refused", zap.Int("status", status), zap.Error(err))
+		return caddyhttp.Error(status, err)
+	}
+	now := timeNow()
+	var denials []denylist.Entry
+	for _, a := range ev.Actions {
+		switch a.Kind {
+		case webhook.DenySession:
+			denials = append(denials, denylist.Entry{Kind: denylist.Session, ID: a.ID, Until: now.Add(wh.denyFor)})
+		case webhook.DenyUser:
+			denials = append(denials, denylist.Entry{Kind: denylist.User, ID: a.ID, Until: now.Add(wh.denyFor)})
+		case webhook.ForgetUser, webhook.ForgetOrganization:
+			forgetEnrichment(a.ID)
+		}
+	}
+	if len(denials) > 0 {
+		wh.cluster.sync.Deny(denials...)
+	}
+	result := webhookIgnored
+	if len(ev.Actions) > 0 {
+		result = webhookApplied
+		wh.logger.Info("webhook applied", zap.String("event", ev.Type), zap.String("svix_id", ev.ID), zap.Int("denials", len(denials)))
+	}
+	metrics.webhooks.WithLabelValues(result, "200").Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write([]byte(`{"received":true}`))
+	return err
+}
+
+// forgetEnrichment drops what every Backend API client of this process
+// caches of a user or organization.
+func forgetEnrichment(id string) {
+	apiClients.Range(func(_, val any) bool {
+		if c, ok := val.(sharedClient); ok {
+			c.Invalidate(id)
+		}
+		return true
+	})
+}
+
+// denylistPeriod checks a denylist_sync setting.
+func denylistPeriod(module string, d caddy.Duration) (time.Duration, error) {
+	every := time.Duration(d)
+	if every == 0 {
+		every = defaultDenylistSync
+	}
+	if every < time.Second || every > 5*time.Minute {
+		return 0, fmt.Errorf("%sdenylist_sync %s: use 1s to 5m; it is the most a revocation takes to reach every Caddy sharing the storage", module, every)
+	}
+	return every, nil
+}
+
+// UnmarshalCaddyfile sets up the handler. Syntax:
+//
+//	clerk_webhook [<matcher>] {
+//		signing_secret <whsec_...>
+//		deny_for       <duration>
+//		denylist_sync  <duration>
+//	}
+func (wh *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "signing_secret":
+			err = single(d, &wh.SigningSecret)
+		case "deny_for":
+			err = parseDuration(d, &wh.DenyFor)
+		case "denylist_sync":
+			err = parseDuration(d, &wh.DenylistSync)
+		default:
+			return d.Errf("unrecognized clerk_webhook subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseWebhook(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var wh Webhook
+	err := wh.UnmarshalCaddyfile(h.Dispenser)
+	return &wh, err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Webhook)(nil)
+	_ caddy.CleanerUpper          = (*Webhook)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Webhook)(nil)
+	_ caddyfile.Unmarshaler       = (*Webhook)(nil)
+)
