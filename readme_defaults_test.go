@@ -17,8 +17,10 @@ import (
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/assertion"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/webhook"
 )
 
 // documented is one default or limit the docs state, and the value the
@@ -96,6 +98,17 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"README.md", "one Backend API call per (\\d+ minutes), however many", clerkapi.DefaultEnrichTTL},
 		{"README.md", "\\(active users \\+ active organizations\\) / (\\d+)", int(clerkapi.DefaultEnrichTTL / time.Second)},
 
+		{"README.md", tableDefault("denylist_sync"), defaultDenylistSync},
+		{"README.md", "`denylist_sync <duration>` \\(in `clerk_webhook`\\) \\| `([^`]+)` \\|", defaultDenylistSync},
+		{"README.md", tableDefault("deny_for"), defaultDenyFor},
+		{"README.md", "cannot be lifted before it lapses\\. `1m` to `([^`]+)`", maxDenyFor},
+		{"README.md", "a timestamp within (\\d+ minutes) of Caddy's clock", webhook.DefaultTolerance},
+		{"README.md", "`413` for a body over (\\d+ KiB)", webhook.DefaultMaxBodySize},
+		{"README.md", "refused everywhere within (\\d+ s), for", defaultDenylistSync},
+		{"README.md", "refused everywhere within \\d+ s, for (\\d+ hours)", defaultDenyFor},
+		{"README.md", "Each Caddy holds at most (\\d+(?:,\\d+)*) denials", denylist.DefaultMaxEntries},
+		{"README.md", "the others read every document every `denylist_sync` \\(default (\\d+ s)\\)", defaultDenylistSync},
+
 		{"SECURITY.md", "at most (\\d+ minutes) of leeway", maxLeeway},
 		{"SECURITY.md", "of leeway \\(default (\\d+ s)\\)", defaultLeeway},
 		{"SECURITY.md", "Keys under (\\d+) bits", jwks.MinRSABits},
@@ -137,6 +150,9 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"Handler.jwt_key", "at least (\\d+) bits", jwks.MinRSABits},
 		{"Handler.enrich", "per organization \\((\\S+), then served stale", clerkapi.DefaultEnrichTTL},
 		{"IdentityAssertion.ttl", "Default: (\\S+);", defaultAssertionTTL},
+		{"Handler.denylist_sync", fieldDefault, defaultDenylistSync},
+		{"Webhook.deny_for", fieldDefault, defaultDenyFor},
+		{"Webhook.denylist_sync", fieldDefault, defaultDenylistSync},
 		{"IdentityAssertion.ttl", "at most (\\S+?),", maxAssertionTTL},
 	}
 	docs := map[string]string{}
@@ -147,7 +163,7 @@ func TestDocumentedDefaults(t *testing.T) {
 		}
 		docs[file] = strings.ReplaceAll(string(b), "\r\n", "\n")
 	}
-	for _, typ := range []struct{ file, name string }{{"module.go", "Handler"}, {"assertion.go", "IdentityAssertion"}} {
+	for _, typ := range []struct{ file, name string }{{"module.go", "Handler"}, {"assertion.go", "IdentityAssertion"}, {"webhook.go", "Webhook"}} {
 		for field, doc := range fieldDocs(t, typ.file, typ.name) {
 			docs[typ.name+"."+field] = doc
 		}

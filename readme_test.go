@@ -53,6 +53,7 @@ var readmeEnv = map[string]string{
 	"CLERK_PUBLISHABLE_KEY_PROD": "pk_live_" + base64.StdEncoding.EncodeToString([]byte("clerk.example.com$")),
 	"CLERK_JWT_KEY_PROD":         readmeJWTKey,
 	"CLERK_SECRET_KEY":           "sk_test_readme",
+	"CLERK_WEBHOOK_SECRET":       "whsec_" + base64.StdEncoding.EncodeToString([]byte("readme webhook signing secret")),
 }
 
 // readmeJWTKey is a real RSA-2048 public key, so jwt_key provisions.
