@@ -109,6 +109,13 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"README.md", "Each Caddy holds at most (\\d+(?:,\\d+)*) denials", denylist.DefaultMaxEntries},
 		{"README.md", "the others read every document every `denylist_sync` \\(default (\\d+ s)\\)", defaultDenylistSync},
 
+		{"SECURITY.md", "a body over (\\d+ KiB) is refused \\(`413`\\)", webhook.DefaultMaxBodySize},
+		{"SECURITY.md", "HMAC over at most (\\d+ KiB) per request", webhook.DefaultMaxBodySize},
+		{"SECURITY.md", "timestamp must be within (\\d+ minutes) of Caddy's clock", webhook.DefaultTolerance},
+		{"SECURITY.md", "at most (\\d+(?:,\\d+)*) are held", webhook.DefaultMaxRemembered},
+		{"SECURITY.md", "Each Caddy holds at most (\\d+(?:,\\d+)*) denials", denylist.DefaultMaxEntries},
+		{"SECURITY.md", "holding an id over (\\d+) bytes", denylist.MaxIDLen},
+		{"SECURITY.md", "until `deny_for` lapses \\((\\d+ hours) by default\\)", defaultDenyFor},
 		{"SECURITY.md", "at most (\\d+ minutes) of leeway", maxLeeway},
 		{"SECURITY.md", "of leeway \\(default (\\d+ s)\\)", defaultLeeway},
 		{"SECURITY.md", "Keys under (\\d+) bits", jwks.MinRSABits},
