@@ -25,8 +25,9 @@ func init() {
 
 // Webhook defaults and bounds.
 const (
-	// defaultDenyFor covers Clerk's session tokens (60s) and JWT templates
-	// and M2M JWTs of up to a day.
+	// defaultDenyFor covers Clerk's session tokens (60s) and the JWT
+	// templates and OAuth JWTs of a denied user of up to a day. M2M JWTs
+	// have a machine subject, which no event denies.
 	defaultDenyFor = 24 * time.Hour
 	maxDenyFor     = 366 * 24 * time.Hour
 )
@@ -50,7 +51,7 @@ type Webhook struct {
 	// How long a session or user stays denied: as long as the
 	// longest-lived token it may hold can still verify. Default: 24h, 1m
 	// to 366 days. Session tokens live 60s; set it to your longest JWT
-	// template or M2M JWT lifetime if that is longer.
+	// template or OAuth JWT lifetime if that is longer.
 	DenyFor caddy.Duration `json:"deny_for,omitempty"`
 
 	// How often this Caddy reads denials from the storage. Default: 5s.
