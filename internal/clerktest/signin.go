@@ -68,7 +68,9 @@ type SignInPage struct {
 // ClientCookiePath), then the browser goes back to the page. Cookies are
 // scoped to a host, not a port, so the cookies set here reach an app on the
 // same host: the page therefore only redirects to loopback URLs on the host
-// it was opened on. A POST to SignOutURL ends the client session.
+// it was opened on. A POST to SignOutURL ends the client session; with a
+// WebhookURL, a POST to RevokeURL ends it and tells WebhookURL by a signed
+// session.revoked webhook, leaving the app's cookies in place.
 //
 // Anyone who can load the page signs in as anyone: that is its purpose, and
 // why it must never be reachable outside a developer's machine.
