@@ -9,8 +9,10 @@
 // Frontend API; a form on another origin of the same site posts with the
 // cookie → refused; sign out → sign-in page. A second demo, whose Frontend
 // API hands out expired tokens, shows the redirect-loop guard ending at the
-// sign-in page. Finally each demo is stopped as Ctrl-C does, and must exit
-// with status 0.
+// sign-in page. A third, with tokens that outlive the test, shows "Sign out
+// everywhere": the fake Clerk revokes the session by a signed webhook to
+// Caddy, and the page refuses the token the browser still holds. Finally
+// each demo is stopped as Ctrl-C does, and must exit with status 0.
 //
 // Run it with `bash e2e/run.sh`, which installs what it needs.
 import { after, before, describe, it } from 'node:test';
@@ -327,7 +329,7 @@ describe('clerk_auth in a browser', () => {
     await page.goto(`${demo.signIn}?redirect_url=${encodeURIComponent(app)}`);
     await Promise.all([
       page.waitForURL((u) => isSignIn(u, demo) && u.searchParams.get('redirect_url') === app),
-      page.getByRole('button', { name: 'Sign out' }).click(),
+      page.getByRole('button', { name: 'Sign out', exact: true }).click(),
     ]);
     const cookies = await context.cookies(demo.app);
     assert.equal(cookies.find((c) => c.name === '__client_uat')?.value, '0');
@@ -380,5 +382,60 @@ describe('clerk_auth in a browser, when the Frontend API keeps handing out expir
     const handshakes = hops.filter((u) => u.pathname === handshakePath);
     assert.equal(handshakes.length, loopLimit, `handshakes: ${hops.join(' → ')}`);
     assert.equal(hops.length, 3 * loopLimit + 2, `navigations: ${hops.join(' → ')}`);
+  });
+});
+
+describe('clerk_auth in a browser, when the session is revoked in Clerk', () => {
+  let work;
+  let demo;
+  let context;
+  let page;
+
+  before(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'clerkauth-e2e-'));
+    // Tokens that outlive the test: the refusal must come from the
+    // revocation, not from expiry.
+    demo = await startDemo(await buildDemo(work), '-token-lifetime', '10m');
+    ({ context, page } = await launchBrowser(path.join(work, 'profile')));
+  });
+
+  after(async () => {
+    await context?.close();
+    const exit = demo && await stopDemo(demo);
+    if (work) rmSync(work, { recursive: true, force: true });
+    if (demo) assert.deepEqual(exit, { code: 0, signal: null }, `the demo did not exit cleanly on SIGINT\n${demo.stderr}`);
+  });
+
+  it('Sign out everywhere: the fake Clerk sends session.revoked to Caddy, and the page refuses the token the browser still holds', async (t) => {
+    const app = `${demo.app}/`;
+    await signIn(page, demo, app);
+    assert.equal(await page.textContent('#user-id'), 'user_alice');
+    const token = (await sessionCookie(context, demo.app)).value;
+
+    await page.goto(`${demo.signIn}?redirect_url=${encodeURIComponent(app)}`);
+    const hops = recordNavigations(page);
+    const clicked = Date.now();
+    // The revocation goes back to the page, which sends the browser to
+    // sign in: the app is among the hops, and the last one is sign-in.
+    await Promise.all([
+      page.waitForURL((u) => isSignIn(u, demo) && hops.some((h) => h.href === app), { timeout: 5_000 }),
+      page.getByRole('button', { name: 'Sign out everywhere' }).click(),
+    ]);
+    hops.stop();
+    t.diagnostic(`the page refused ${Date.now() - clicked} ms after the click`);
+    assert.equal(new URL(page.url()).searchParams.get('redirect_url'), app);
+
+    // The browser still holds the same, unexpired token: only the
+    // revocation refuses it. An API call says why.
+    const after = await sessionCookie(context, demo.app);
+    assert.equal(after?.value, token, 'Sign out everywhere changed __session: nothing was tested');
+    assert.ok(claimsOf(token).exp * 1000 > Date.now() + 60_000);
+    const api = await context.request.get(app, { headers: { Accept: 'application/json' } });
+    assert.equal(api.status(), 401);
+    assert.deepEqual(await api.json(), { error: 'session-revoked' });
+
+    // Signing in again starts a new session, which the page accepts.
+    await signIn(page, demo, app);
+    assert.equal(await page.textContent('#user-id'), 'user_alice');
   });
 });

@@ -214,11 +214,13 @@ sign-in page signs in anyone as anyone. Nothing here talks to Clerk.
 In a browser, open %s/ : you are sent to the sign-in page. Sign in as
 %s (%s) or %s (%s), then try /admin. Session tokens live %s;
 a page loaded after that is renewed through the fake's handshake, and you stay
-signed in until you press Sign out on the sign-in page.
+signed in until you press Sign out on the sign-in page. Sign out everywhere
+there revokes the session in the fake Clerk, which tells Caddy by a signed
+webhook to %s: your browser keeps its token, and Caddy refuses it.
 
 With curl: each line below was run once at start-up; → is what it returned.
 
-`, d.caddyURL, alice.id, alice.about(), bob.id, bob.about(), d.lifetime)
+`, d.caddyURL, alice.id, alice.about(), bob.id, bob.about(), d.lifetime, d.caddyURL+webhookPath)
 }
 
 // printChecks prints each check as a ready-to-paste curl line, preceded by

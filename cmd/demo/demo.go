@@ -32,6 +32,7 @@ type demo struct {
 	caddyURL     string // Caddy's site, e.g. http://127.0.0.1:8080
 	caddyRunning bool
 	logFile      string   // where Caddy logs; "" for stderr (-v)
+	storageDir   string   // Caddy's storage, a temporary folder
 	env          []envVar // what Caddyfile.example was loaded with
 }
 
@@ -56,7 +57,6 @@ func start(cfg config) (_ *demo, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the fake Clerk issuer: %w (-issuer-port 0 picks a free port)", err)
 	}
-	d.issuer.EnableSignIn(clerktest.SignInPage{Users: signInUsers(), Lifetime: cfg.tokenLifetime})
 	if cfg.handshakeFault != "" {
 		d.issuer.SetHandshakeFault(handshakeFaults[cfg.handshakeFault])
 	}
@@ -75,6 +75,9 @@ func start(cfg config) (_ *demo, err error) {
 		}
 	}
 	d.caddyURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	// "Sign out everywhere" on the sign-in page has the fake Clerk send
+	// session.revoked to Caddyfile.example's clerk_webhook route.
+	d.issuer.EnableSignIn(clerktest.SignInPage{Users: signInUsers(), Lifetime: cfg.tokenLifetime, WebhookURL: d.caddyURL + webhookPath})
 
 	// Caddyfile.example reads these when it is adapted: Caddy itself knows
 	// nothing about the demo.
@@ -92,6 +95,10 @@ func start(cfg config) (_ *demo, err error) {
 		// tokens whose azp is the page the browser came from.
 		{"CLERK_AUTHORIZED_PARTY", d.caddyURL},
 		{"CLERK_SIGN_IN_URL", d.issuer.SignInURL()},
+		// The fake's webhook signing secret, and revocations shared
+		// through the storage within a second rather than five.
+		{"CLERK_WEBHOOK_SECRET", d.issuer.WebhookSecret()},
+		{"CLERK_DENYLIST_SYNC", "1s"},
 		{"SITE_ADDRESS", d.caddyURL},
 		{"UPSTREAM", d.upstreamAddr},
 	}
@@ -105,7 +112,12 @@ func start(cfg config) (_ *demo, err error) {
 			return nil, fmt.Errorf("creating the file for Caddy's logs: %w (-v puts them on stderr instead)", err)
 		}
 	}
-	if err := startCaddy(body, cfg.caddyfile, d.logFile); err != nil {
+	// The revoked sessions go to Caddy's storage: a folder of the demo's
+	// own, not the user's Caddy data directory.
+	if d.storageDir, err = os.MkdirTemp("", "clerkauth-demo-storage-"); err != nil {
+		return nil, fmt.Errorf("creating the folder for Caddy's storage: %w", err)
+	}
+	if err := startCaddy(body, cfg.caddyfile, d.logFile, d.storageDir); err != nil {
 		return nil, err
 	}
 	d.caddyRunning = true
@@ -131,6 +143,10 @@ func (d *demo) stop() error {
 		d.issuer.Close()
 		d.issuer = nil
 	}
+	if d.storageDir != "" {
+		errs = append(errs, os.RemoveAll(d.storageDir))
+		d.storageDir = ""
+	}
 	return errors.Join(errs...)
 }
 
@@ -152,9 +168,12 @@ func (d *demo) startUpstream(port int) error {
 	return nil
 }
 
-// startCaddy adapts the Caddyfile and runs it in this process, logging to
-// logFile, or to stderr if it is "".
-func startCaddy(body []byte, filename, logFile string) error {
+// webhookPath is where Caddyfile.example takes Clerk's webhooks.
+const webhookPath = "/clerk/webhook"
+
+// startCaddy adapts the Caddyfile and runs it in this process, with its
+// storage in storageDir, logging to logFile, or to stderr if it is "".
+func startCaddy(body []byte, filename, logFile, storageDir string) error {
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": filename})
 	if err != nil {
 		return fmt.Errorf("adapting %s: %w", filename, err)
@@ -174,6 +193,11 @@ func startCaddy(body []byte, filename, logFile string) error {
 	// config into the user's Caddy config directory.
 	persist := false
 	cfg.Admin = &caddy.AdminConfig{Disabled: true, Config: &caddy.ConfigSettings{Persist: &persist}}
+	storage, err := json.Marshal(map[string]string{"module": "file_system", "root": storageDir})
+	if err != nil {
+		return err
+	}
+	cfg.StorageRaw = storage
 	if logFile != "" {
 		if err := logToFile(&cfg, logFile); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -20,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 )
 
 // exampleCaddyfile is the file `go run ./cmd/demo` uses from the repository
@@ -55,7 +58,7 @@ func ephemeral() config {
 // files of the test's demos in a directory of its own.
 func isolate(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir()) // where Caddy's logs go
-	for _, name := range []string{"CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY", "CLERK_ISSUER", "CLERK_API_URL", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "SITE_ADDRESS", "UPSTREAM"} {
+	for _, name := range []string{"CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY", "CLERK_ISSUER", "CLERK_API_URL", "CLERK_AUTHORIZED_PARTY", "CLERK_SIGN_IN_URL", "CLERK_WEBHOOK_SECRET", "CLERK_DENYLIST_SYNC", "SITE_ADDRESS", "UPSTREAM"} {
 		t.Setenv(name, "")
 	}
 }
@@ -295,6 +298,7 @@ func testRun(t *testing.T, cfg config) {
 	}
 
 	env := printedEnv(printed)
+	t.Run("sign out everywhere", func(t *testing.T) { testSignOutEverywhere(t, env) })
 	cancel()
 	select {
 	case err := <-done:
@@ -317,6 +321,85 @@ func testRun(t *testing.T, cfg config) {
 	}
 	assertClosed(t, env, started...)
 	assertNoDemoGoroutines(t)
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "clerkauth-demo-storage-*")); len(left) > 0 {
+		t.Errorf("Caddy's storage folder outlives the demo: %v", left)
+	}
+}
+
+// testSignOutEverywhere signs in on the demo's sign-in page as a browser
+// does, presses Sign out everywhere, and checks that Caddy refuses the
+// session cookie the browser still holds, as revoked.
+func testSignOutEverywhere(t *testing.T, env map[string]string) {
+	app := env["SITE_ADDRESS"] + "/"
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	defer browser.CloseIdleConnections()
+	post := func(url string, form url.Values) {
+		t.Helper()
+		resp, err := browser.PostForm(url, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != app {
+			t.Fatalf("POST %s: ended at %s with %d %s, want %s 200", url, resp.Request.URL, resp.StatusCode, body, app)
+		}
+	}
+	page := func() (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, app, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "application/json")
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(body))
+	}
+
+	post(env["CLERK_SIGN_IN_URL"], url.Values{"user": {"user_alice"}, "redirect_url": {app}})
+	cookie := func() string {
+		for _, c := range jar.Cookies(mustParse(t, app)) {
+			if c.Name == clerktest.SessionCookie {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	token := cookie()
+	if status, body := page(); status != http.StatusOK || token == "" {
+		t.Fatalf("signed in: %d %s with __session %t, want 200", status, body, token != "")
+	}
+	// The answer follows the redirect back to the page, which Caddy
+	// refuses; a 200 there would mean the webhook did not act.
+	resp, err := browser.PostForm(strings.TrimSuffix(env["CLERK_ISSUER"], "/")+clerktest.RevokePath, url.Values{"redirect_url": {app}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cookie() != token {
+		t.Fatal("Sign out everywhere changed the browser's __session: nothing is left to test")
+	}
+	if status, body := page(); status != http.StatusUnauthorized || body != `{"error":"session-revoked"}` {
+		t.Errorf("after Sign out everywhere: %d %s, want 401 {\"error\":\"session-revoked\"}", status, body)
+	}
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // demoGoroutines are the functions that start the demo's long-lived
@@ -326,6 +409,7 @@ var demoGoroutines = []string{
 	"created by github.com/caddyclerk/caddy-clerk-auth/internal/clerktest.NewAt",
 	"created by github.com/caddyserver/caddy/v2/modules/caddyhttp.(*App).Start",
 	"created by github.com/caddyclerk/caddy-clerk-auth/internal/jwks.(*Set).Start",
+	"created by github.com/caddyclerk/caddy-clerk-auth/internal/clustersync.(*Syncer).Start",
 }
 
 // assertNoDemoGoroutines checks that no goroutine the demo started is left.

@@ -7,8 +7,14 @@
 //     a token minter and a sign-in page that signs in anyone as anyone;
 //   - a small upstream that shows the identity headers it received;
 //   - Caddy with clerk_auth, in this process, configured by Caddyfile.example
-//     with its {$...} placeholders pointed at the two servers above, and
-//     its logs written to a file in the temporary directory (-v: stderr).
+//     with its {$...} placeholders pointed at the two servers above, its
+//     storage (where clerk_webhook shares revoked sessions) in a temporary
+//     folder, and its logs written to a file in the temporary directory
+//     (-v: stderr).
+//
+// The sign-in page's "Sign out everywhere" has the fake Clerk send a signed
+// session.revoked webhook to Caddy's clerk_webhook route: the browser keeps
+// its token, and the page refuses it from then on.
 //
 // It then prints ready-to-paste curl lines (a valid token, an expired one, a
 // forged one, one without the required role, ...), runs each of them once

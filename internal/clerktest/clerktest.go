@@ -152,6 +152,7 @@ func NewAt(addr string) (*Issuer, error) {
 	mux.HandleFunc(APIJWKSPath, i.jwksHandler(true))
 	mux.HandleFunc(SignInPath, i.signInHandler)
 	mux.HandleFunc(SignOutPath, i.signOutHandler)
+	mux.HandleFunc(RevokePath, i.revokeHandler)
 	mux.HandleFunc(HandshakePath, i.handshakeHandler)
 	mux.HandleFunc(HandshakePayloadPath, i.payloadHandler)
 	mux.HandleFunc(APIKeyVerifyPath, i.verifyHandler("secret", "ak_", &i.machines.apiKey, "API key not found"))

@@ -20,6 +20,10 @@ const SignInPath = "/sign-in"
 // session to end.
 const SignOutPath = ClientCookiePath + "/sign-out"
 
+// RevokePath is where the development sign-in page's "Sign out everywhere"
+// button posts: under ClientCookiePath, like SignOutPath.
+const RevokePath = ClientCookiePath + "/revoke"
+
 // SessionCookie is the cookie the sign-in page stores the session token in,
 // the one clerk-js sets on the application's domain.
 const SessionCookie = "__session"
@@ -43,6 +47,12 @@ type SignInPage struct {
 	// means DefaultLifetime. No script refreshes them as clerk-js would:
 	// once a token has expired, only a handshake gets a fresh one.
 	Lifetime time.Duration
+	// WebhookURL, if set, is where the page's "Sign out everywhere"
+	// button has a session.revoked webhook sent (signed with
+	// WebhookSecret), as Clerk does when a session is revoked from
+	// another device: e.g. Caddy's clerk_webhook route. Unset, the page
+	// has no such button.
+	WebhookURL string
 }
 
 // EnableSignIn serves a DEVELOPMENT-ONLY sign-in page at SignInURL, standing
@@ -58,7 +68,9 @@ type SignInPage struct {
 // ClientCookiePath), then the browser goes back to the page. Cookies are
 // scoped to a host, not a port, so the cookies set here reach an app on the
 // same host: the page therefore only redirects to loopback URLs on the host
-// it was opened on. A POST to SignOutURL ends the client session.
+// it was opened on. A POST to SignOutURL ends the client session; with a
+// WebhookURL, a POST to RevokeURL ends it and tells WebhookURL by a signed
+// session.revoked webhook, leaving the app's cookies in place.
 //
 // Anyone who can load the page signs in as anyone: that is its purpose, and
 // why it must never be reachable outside a developer's machine.
@@ -76,6 +88,63 @@ func (i *Issuer) SignInURL() string { return i.URL + SignInPath }
 // SignOutURL is where the sign-in page's sign-out button posts,
 // URL + SignOutPath.
 func (i *Issuer) SignOutURL() string { return i.URL + SignOutPath }
+
+// RevokeURL is where the sign-in page's "Sign out everywhere" button
+// posts, URL + RevokePath.
+func (i *Issuer) RevokeURL() string { return i.URL + RevokePath }
+
+// revokeHandler serves POST RevokePath (form: redirect_url) when the
+// sign-in page has a WebhookURL: it ends the browser's client session and
+// sends a signed session.revoked webhook for it to WebhookURL, then goes
+// back to the page. Unlike sign-out, it leaves the app's cookies alone:
+// the browser still presents its token, as a stolen copy or another
+// device would, and only the webhook can make the app refuse it before it
+// expires.
+func (i *Issuer) revokeHandler(w http.ResponseWriter, r *http.Request) {
+	if !i.enter() {
+		return
+	}
+	defer i.inflight.Done()
+
+	page := i.signIn.Load()
+	if page == nil || page.WebhookURL == "" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		signInError(w, http.StatusMethodNotAllowed, errors.New("sign out everywhere with a POST, from the sign-in page's button"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxSignInForm)
+	if err := r.ParseForm(); err != nil {
+		signInError(w, http.StatusBadRequest, fmt.Errorf("unreadable form: %v", err))
+		return
+	}
+	back, err := localRedirect(r, r.PostForm.Get("redirect_url"))
+	if err != nil {
+		signInError(w, http.StatusBadRequest, err)
+		return
+	}
+	sess := i.clientFor(r)
+	if sess == nil {
+		signInError(w, http.StatusBadRequest, errors.New("this browser has no session to revoke: sign in first"))
+		return
+	}
+	if c, err := r.Cookie(ClientCookie); err == nil {
+		i.SignOutClient(c)
+	}
+	status, err := i.SendWebhook(page.WebhookURL, "session.revoked", SessionData(sess.sid, sess.userID, "revoked"))
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("it answered %d", status)
+	}
+	if err != nil {
+		signInError(w, http.StatusBadGateway, fmt.Errorf("session %s is revoked here, but the session.revoked webhook to %s failed: %v", sess.sid, page.WebhookURL, err))
+		return
+	}
+	http.Redirect(w, r, back.String(), http.StatusSeeOther)
+}
 
 // signOutHandler serves POST SignOutPath (form: redirect_url) once
 // EnableSignIn has been called: it ends the browser's client session, so
@@ -146,6 +215,7 @@ func (i *Issuer) signInHandler(w http.ResponseWriter, r *http.Request) {
 			Action:   SignInPath,
 			SignOut:  SignOutPath,
 			Back:     back.String(),
+			Revoke:   revokeAction(page),
 			Lifetime: page.Lifetime,
 			Users:    page.Users,
 		})
@@ -220,9 +290,19 @@ func signInError(w http.ResponseWriter, status int, err error) {
 	_, _ = fmt.Fprintf(w, "DEVELOPMENT-ONLY fake Clerk sign-in page: %v\n", err)
 }
 
+// revokeAction is the page's "Sign out everywhere" form action, or "" for
+// no button.
+func revokeAction(p *SignInPage) string {
+	if p.WebhookURL == "" {
+		return ""
+	}
+	return RevokePath
+}
+
 type signInView struct {
 	Action   string
 	SignOut  string
+	Revoke   string // "": no "Sign out everywhere" button
 	Back     string
 	Lifetime time.Duration
 	Users    []SignInUser
@@ -256,6 +336,11 @@ that, only a handshake with this fake Clerk gets a fresh one, for as long as you
 <input type="hidden" name="redirect_url" value="{{.Back}}">
 <button type="submit">Sign out</button>
 </form>
-</body>
+{{with .Revoke}}<form method="post" action="{{.}}">
+<input type="hidden" name="redirect_url" value="{{$.Back}}">
+<button type="submit">Sign out everywhere</button> revokes this session in Clerk, which tells the app
+by a signed <code>session.revoked</code> webhook; this browser keeps its token, which the app now refuses.
+</form>
+{{end}}</body>
 </html>
 `))

@@ -3,6 +3,7 @@ package clerktest
 import (
 	"crypto"
 	"crypto/rsa"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	svix "github.com/svix/svix-webhooks/go"
 )
 
 // noRedirects is client, but it returns redirects instead of following
@@ -317,5 +320,102 @@ func TestSignOutEndsTheClientSession(t *testing.T) {
 	_, param, value = returnLeg(t, handshake(t, iss, hs, client))
 	if d := directivesOf(t, iss, param, value); !slices.Equal(d, signedOutDirectives()) {
 		t.Errorf("directives %q after sign-out, want signed-out", d)
+	}
+}
+
+// "Sign out everywhere" ends the client session and sends a signed
+// session.revoked for it to WebhookURL, but leaves the app's cookies: the
+// token in the browser is refused only because the webhook said so.
+func TestRevokeSendsSessionRevoked(t *testing.T) {
+	iss := Start(t)
+	u, err := url.Parse(iss.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := "http://" + net.JoinHostPort(u.Hostname(), "1") + "/private"
+	iss.EnableSignIn(SignInPage{Users: []SignInUser{{ID: "user_alice"}}})
+	if resp, _ := signInRequest(t, http.MethodPost, iss.RevokeURL(), url.Values{"redirect_url": {back}}); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("revoke without a WebhookURL: status %d, want 404", resp.StatusCode)
+	}
+	if _, page := signInRequest(t, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(back), nil); strings.Contains(page, "Sign out everywhere") {
+		t.Error("the page offers Sign out everywhere without a WebhookURL")
+	}
+	hook, got := receiver(t, http.StatusOK)
+	iss.EnableSignIn(SignInPage{Users: []SignInUser{{ID: "user_alice"}}, WebhookURL: hook})
+	if _, page := signInRequest(t, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(back), nil); !strings.Contains(page, "Sign out everywhere") {
+		t.Error("the page has no Sign out everywhere button with a WebhookURL")
+	}
+
+	resp, _ := signInRequest(t, http.MethodPost, iss.SignInURL(), url.Values{"user": {"user_alice"}, "redirect_url": {back}})
+	var client *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == ClientCookie {
+			client = c
+		}
+	}
+	if client == nil {
+		t.Fatalf("sign-in set %v, want a %s", resp.Cookies(), ClientCookie)
+	}
+	sid := iss.clientFor(&http.Request{Header: http.Header{"Cookie": {client.String()}}}).sid
+
+	tests := []struct {
+		name       string
+		method     string
+		cookie     *http.Cookie
+		wantStatus int
+	}{
+		{"GET is refused", http.MethodGet, client, http.StatusMethodNotAllowed},
+		{"no session in this browser", http.MethodPost, nil, http.StatusBadRequest},
+		{"revoke", http.MethodPost, client, http.StatusSeeOther},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, iss.RevokeURL(), strings.NewReader(url.Values{"redirect_url": {back}}.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.cookie != nil {
+				req.AddCookie(tc.cookie)
+			}
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			if tc.wantStatus != http.StatusSeeOther {
+				return
+			}
+			if loc := resp.Header.Get("Location"); loc != back {
+				t.Errorf("Location %q, want %q", loc, back)
+			}
+			if c := resp.Cookies(); len(c) != 0 {
+				t.Errorf("set cookies %v, want the browser's left as they are", c)
+			}
+			d := <-got
+			wh, err := svix.NewWebhook(iss.WebhookSecret())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := wh.Verify(d.body, d.header); err != nil {
+				t.Fatalf("the delivery does not verify: %v", err)
+			}
+			var ev struct {
+				Type string         `json:"type"`
+				Data map[string]any `json:"data"`
+			}
+			if err := json.Unmarshal(d.body, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Type != "session.revoked" || ev.Data["id"] != sid || ev.Data["user_id"] != "user_alice" {
+				t.Errorf("sent %s for %v, want session.revoked of %s (user_alice)", ev.Type, ev.Data, sid)
+			}
+			if iss.clientFor(&http.Request{Header: http.Header{"Cookie": {client.String()}}}) != nil {
+				t.Error("the client session outlives its revocation")
+			}
+		})
 	}
 }
