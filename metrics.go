@@ -224,6 +224,10 @@ var (
 		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_sync_failures_total"),
 		"Denylist reads and writes that failed on Caddy's storage; the last good denials stay in force meanwhile.",
 		nil, nil)
+	denylistEvictionsDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_evictions_total"),
+		"Denials dropped early because the denylist reached its cap (the ones expiring soonest first); alert on any.",
+		nil, nil)
 	denylistSyncAgeDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_sync_age_seconds"),
 		"Seconds since the storage's denials were last read completely; absent until the first complete read.",
@@ -237,11 +241,12 @@ type clusterCollector struct{}
 func (clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- denylistEntriesDesc
 	ch <- denylistSyncFailuresDesc
+	ch <- denylistEvictionsDesc
 	ch <- denylistSyncAgeDesc
 }
 
 func (clusterCollector) Collect(ch chan<- prometheus.Metric) {
-	entries, failures := 0, uint64(0)
+	entries, failures, evicted := 0, uint64(0), uint64(0)
 	var oldest time.Time
 	live := false
 	clusters.Range(func(_, val any) bool {
@@ -253,6 +258,7 @@ func (clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		entries = max(entries, c.list.Len())
 		st := c.sync.Stats()
 		failures += st.Failures
+		evicted += uint64(c.list.Stats().Evicted)
 		if !st.LastRead.IsZero() && (oldest.IsZero() || st.LastRead.Before(oldest)) {
 			oldest = st.LastRead
 		}
@@ -263,6 +269,7 @@ func (clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(denylistEntriesDesc, prometheus.GaugeValue, float64(entries))
 	ch <- prometheus.MustNewConstMetric(denylistSyncFailuresDesc, prometheus.CounterValue, float64(failures))
+	ch <- prometheus.MustNewConstMetric(denylistEvictionsDesc, prometheus.CounterValue, float64(evicted))
 	if !oldest.IsZero() {
 		ch <- prometheus.MustNewConstMetric(denylistSyncAgeDesc, prometheus.GaugeValue, timeNow().Sub(oldest).Seconds())
 	}
