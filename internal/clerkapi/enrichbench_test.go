@@ -3,7 +3,6 @@ package clerkapi
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,19 +31,13 @@ func BenchmarkEnrichOneNewUser(b *testing.B) {
 		iss.SetUser(clerktest.User{ID: id, FirstName: "Bench"})
 		before := iss.ResourceStats().UserCalls
 		b.StartTimer()
-		var failed atomic.Int64
-		var wg sync.WaitGroup
-		for range callers {
-			wg.Go(func() {
-				if u, err := c.GetUser(ctx, id); err != nil || u.FirstName != "Bench" {
-					failed.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		if calls := iss.ResourceStats().UserCalls - before; calls != 1 || failed.Load() != 0 {
+		failed := fanOut(callers, func() bool {
+			u, err := c.GetUser(ctx, id)
+			return err == nil && u.FirstName == "Bench"
+		})
+		if calls := iss.ResourceStats().UserCalls - before; calls != 1 || failed != 0 {
 			b.Fatalf("%d calls reached Clerk for %d concurrent look-ups of a new user, and %d failed; want 1 and 0",
-				calls, callers, failed.Load())
+				calls, callers, failed)
 		}
 	}
 	b.ReportMetric(float64(iss.ResourceStats().UserCalls)/float64(b.N), "calls/op")

@@ -23,28 +23,13 @@ func TestConcurrentLookupsShareOneRequest(t *testing.T) {
 			c, _ := newClient(t, f.URL, iss.SecretKey())
 			r.set(iss, r.id, "v1")
 
-			errs := make(chan error, callers)
-			var wg sync.WaitGroup
-			for range callers {
-				wg.Go(func() {
-					v, err := r.get(c, r.id)
-					if err == nil && v != "v1" {
-						err = fmt.Errorf("got %q", v)
-					}
-					errs <- err
-				})
-			}
-			for c.Stats().Shared < callers-1 {
-				runtime.Gosched()
-			}
-			f.release()
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatalf("a caller got %v", err)
+			callTogether(t, c, f.release, callers, func() error {
+				v, err := r.get(c, r.id)
+				if err == nil && v != "v1" {
+					err = fmt.Errorf("got %q", v)
 				}
-			}
+				return err
+			})
 			if got := r.calls(iss); got != 1 {
 				t.Errorf("%d Backend API calls for %d concurrent callers of one id, want 1", got, callers)
 			}

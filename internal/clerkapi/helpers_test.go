@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -195,4 +196,27 @@ func faultTimeout(f *clerktest.Fault) time.Duration {
 		return 100 * time.Millisecond
 	}
 	return 10 * time.Second
+}
+
+// callTogether runs call from n goroutines at once, lets the held answer
+// go (release) once all but one have joined the first caller's request,
+// and fails t on any caller's error.
+func callTogether(t *testing.T, c *Client, release func(), n int, call func() error) {
+	t.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { errs <- call() })
+	}
+	for c.Stats().Shared < int64(n-1) {
+		runtime.Gosched()
+	}
+	release()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a caller got %v", err)
+		}
+	}
 }

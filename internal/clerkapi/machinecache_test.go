@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -22,28 +21,13 @@ func TestConcurrentCallsForOneTokenShareOneRequest(t *testing.T) {
 	c, _ := newClient(t, f.URL, iss.SecretKey())
 	token := issueFor(iss, APIKey, time.Time{})
 
-	errs := make(chan error, callers)
-	var wg sync.WaitGroup
-	for range callers {
-		wg.Go(func() {
-			m, err := c.VerifyMachineToken(context.Background(), APIKey, token, 0)
-			if err == nil && m.Subject != "user_alice" {
-				err = fmt.Errorf("subject %q", m.Subject)
-			}
-			errs <- err
-		})
-	}
-	for c.Stats().Shared < callers-1 {
-		runtime.Gosched()
-	}
-	f.release()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("a caller got %v", err)
+	callTogether(t, c, f.release, callers, func() error {
+		m, err := c.VerifyMachineToken(context.Background(), APIKey, token, 0)
+		if err == nil && m.Subject != "user_alice" {
+			err = fmt.Errorf("subject %q", m.Subject)
 		}
-	}
+		return err
+	})
 	if got := iss.MachineStats().APIKeyCalls; got != 1 {
 		t.Errorf("%d Backend API calls for %d concurrent callers of one token, want 1", got, callers)
 	}
