@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
@@ -47,6 +48,8 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 		if !errors.As(err, &d.ve) {
 			d.ve = &VerifyError{Reason: ReasonTokenInvalid, Err: err}
 		}
+	} else if kind := h.denied.Check(id.SessionID, id.Subject, now); kind != denylist.None {
+		d.ve = &VerifyError{Reason: deniedReason(kind), Err: errors.New("revoked in Clerk (webhook)")}
 	} else if d.unmet = h.requirements.check(id); d.unmet.reason != "" {
 		d.ve = &VerifyError{Reason: d.unmet.reason}
 	}
@@ -230,6 +233,10 @@ func (d *diagnosis) fix() string {
 		}
 		return fmt.Sprintf("the token's kid %s is not in the JWKS at %s (it has %s): the token comes from another Clerk instance or keys rotated",
 			shown(kid), d.jwksURL, list(d.kids))
+	case ReasonSessionRevoked:
+		return "Clerk revoked, ended or removed this session after the token was issued (a webhook to clerk_webhook said so): sign in again for a new session"
+	case ReasonUserRevoked:
+		return "Clerk deleted or banned this user after the token was issued (a webhook to clerk_webhook said so): the user cannot sign in until deny_for has passed and Clerk lets them"
 	case ReasonBackendUnavailable:
 		return "Clerk's Backend API could not verify this opaque token just now (down, slow, rate-limited, or this Caddy's backend_api_rate budget spent): retry after Retry-After; check api_url and this machine's access to it, or raise backend_api_rate within Clerk's limits"
 	case ReasonSecretKeyInvalid:
