@@ -120,6 +120,9 @@ func (wh *Webhook) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
+		// Counted: a probe, or an endpoint URL given to something other
+		// than Clerk, shows in the metrics.
+		metrics.webhooks.WithLabelValues(webhookRefused, strconv.Itoa(http.StatusMethodNotAllowed)).Inc()
 		w.Header().Set("Allow", "POST")
 		return caddyhttp.Error(http.StatusMethodNotAllowed, nil)
 	}
