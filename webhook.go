@@ -200,7 +200,7 @@ func (wh *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "signing_secret":
-			err = single(d, &wh.SigningSecret)
+			err = secretValue(d, &wh.SigningSecret)
 		case "deny_for":
 			err = parseDuration(d, &wh.DenyFor)
 		case "denylist_sync":
