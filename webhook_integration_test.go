@@ -43,9 +43,10 @@ func webhookSeries(result string, status int) string {
 
 // startWebhookCaddy moves every clock to a fake one (before the config
 // loads: clocks are read at provisioning) and starts a Caddy over the
-// storage folder with clerk_webhook on webhookPath, its block holding
-// iss's signing secret and webhookLines, next to routes.
-func startWebhookCaddy(t *testing.T, iss *clerktest.Issuer, storage string, webhookLines []string, routes ...string) (*caddytest.Tester, *fakeclock.Clock) {
+// storage folder, with the global options, and clerk_webhook on
+// webhookPath, its block holding iss's signing secret and webhookLines,
+// next to routes.
+func startWebhookCaddy(t *testing.T, iss *clerktest.Issuer, storage, options string, webhookLines []string, routes ...string) (*caddytest.Tester, *fakeclock.Clock) {
 	t.Helper()
 	clock := useFakeClock(t, iss)
 	clusterClock = clock
@@ -58,7 +59,7 @@ func startWebhookCaddy(t *testing.T, iss *clerktest.Issuer, storage string, webh
 		}
 	}%s%s
 }`, caddyPort, webhookPath, iss.WebhookSecret(), strings.Join(webhookLines, "\n\t\t\t"), strings.Join(routes, ""), reasonErrors)
-	return startCaddyWithOptions(t, "\tstorage file_system "+storage+"\n", site), clock
+	return startCaddyWithOptions(t, "\tstorage file_system "+storage+"\n"+options, site), clock
 }
 
 // optionalRoute is a route on prefix whose clerk_auth lets requests
@@ -151,7 +152,8 @@ func TestWebhookDeliveries(t *testing.T) {
 	iss := clerktest.Start(t)
 	up := startUpstream(t)
 	storage := t.TempDir()
-	tester, clock := startWebhookCaddy(t, iss, storage, nil, machineRoute("/a", iss, up))
+	logOptions, readLog := debugLog(t)
+	tester, clock := startWebhookCaddy(t, iss, storage, logOptions, nil, machineRoute("/a", iss, up))
 	secret := iss.WebhookSecret()
 	otherSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("not this endpoint's secret"))
 	revoked := func(sid string) clerktest.Webhook {
@@ -256,6 +258,14 @@ func TestWebhookDeliveries(t *testing.T) {
 		}
 		checkPasses(t, tester, "/a/x", sessionToken(iss, "sess_flood_0", "user_1"))
 	})
+
+	t.Run("the log holds no secret", func(t *testing.T) {
+		log := readLog()
+		if !strings.Contains(log, "webhook refused") || !strings.Contains(log, "webhook applied") {
+			t.Fatal("the debug log recorded no delivery: it proves nothing")
+		}
+		checkNoSecret(t, log, secret, strings.TrimPrefix(secret, "whsec_"), otherSecret, iss.SecretKey())
+	})
 }
 
 // TestWebhookRevocation: a revoked session, and every token of a deleted
@@ -267,7 +277,7 @@ func TestWebhookRevocation(t *testing.T) {
 	const denyFor = time.Hour
 	iss := clerktest.Start(t)
 	up := startUpstream(t)
-	tester, clock := startWebhookCaddy(t, iss, t.TempDir(), []string{"deny_for 1h"},
+	tester, clock := startWebhookCaddy(t, iss, t.TempDir(), "", []string{"deny_for 1h"},
 		machineRoute("/a", iss, up, "accept session api_key"),
 		optionalRoute("/opt", iss))
 
@@ -359,7 +369,7 @@ func TestWebhookRevocation(t *testing.T) {
 func TestWebhookDropsEnrichment(t *testing.T) {
 	iss := clerktest.Start(t)
 	up := startUpstream(t)
-	tester, _ := startWebhookCaddy(t, iss, t.TempDir(), nil, machineRoute("/e", iss, up, "enrich user org"))
+	tester, _ := startWebhookCaddy(t, iss, t.TempDir(), "", nil, machineRoute("/e", iss, up, "enrich user org"))
 	token := setAlice(iss, "user_alice", "org_acme")
 	checkPasses(t, tester, "/e/x", token) // fills the cache
 
@@ -402,7 +412,7 @@ func TestWebhookStorageOutage(t *testing.T) {
 	iss := clerktest.Start(t)
 	up := startUpstream(t)
 	storage := t.TempDir()
-	tester, clock := startWebhookCaddy(t, iss, storage, []string{"denylist_sync 1s"},
+	tester, clock := startWebhookCaddy(t, iss, storage, "", []string{"denylist_sync 1s"},
 		machineRoute("/a", iss, up, "denylist_sync 1s"))
 	top := filepath.Join(storage, strings.SplitN(clustersync.DefaultPrefix, "/", 2)[0])
 	aside := top + ".away"
