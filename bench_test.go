@@ -6,8 +6,10 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
+	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
@@ -29,7 +32,8 @@ import (
 // 11); VerifyCached <= 1 µs and <= 2 allocs/op; ServeHTTPCached <=
 // ServeHTTPBare + 2 µs (issue 5); ServeHTTPOpaqueCached,
 // ServeHTTPCachedAssertion, ServeHTTPCachedEnrich and
-// ServeHTTPCachedAssertionEnrich likewise (issue 14).
+// ServeHTTPCachedAssertionEnrich likewise (issue 14), and
+// ServeHTTPCachedDenylist (issue 15).
 // MintAssertion is reported next to RSAVerifyBaseline: what a cache miss
 // adds when identity_assertion is on.
 
@@ -121,6 +125,43 @@ func BenchmarkServeHTTPCold(b *testing.B) {
 	benchServeHTTP(b, benchHandler(b, iss, &off), iss.Mint())
 }
 
+// deniedSessions is how many sessions BenchmarkServeHTTPCachedDenylist
+// denies: far more revocations than a day of Clerk webhooks brings.
+const deniedSessions = 100_000
+
+// BenchmarkServeHTTPCachedDenylist is BenchmarkServeHTTPCached with a
+// denylist of 100,000 revoked sessions and one banned user, none of them
+// the request's: the check every cached request makes. It reports the
+// heap the denials hold, per entry (heap-B/denial).
+func BenchmarkServeHTTPCachedDenylist(b *testing.B) {
+	iss := clerktest.Start(b)
+	h := benchHandler(b, iss, nil).(*Handler)
+	before := heapAlloc()
+	until := time.Now().Add(time.Hour)
+	entries := make([]denylist.Entry, deniedSessions, deniedSessions+1)
+	for i := range entries {
+		entries[i] = denylist.Entry{Kind: denylist.Session, ID: fmt.Sprintf("sess_2%026d", i), Until: until}
+	}
+	entries = append(entries, denylist.Entry{Kind: denylist.User, ID: "user_banned", Until: until})
+	h.denied.Add(entries...)
+	entries = nil
+	held := heapAlloc() - before
+	if n := h.denied.Len(); n != deniedSessions+1 {
+		b.Fatalf("the denylist holds %d entries, want %d", n, deniedSessions+1)
+	}
+	benchServeHTTP(b, h, iss.Mint())
+	b.ReportMetric(float64(held)/float64(deniedSessions+1), "heap-B/denial")
+}
+
+// heapAlloc is the live heap after a full collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
 // BenchmarkServeHTTPCachedAssertion is BenchmarkServeHTTPCached with an
 // identity assertion: signed once, then kept with the cached token.
 func BenchmarkServeHTTPCachedAssertion(b *testing.B) {
@@ -210,15 +251,12 @@ func benchHandler(b *testing.B, iss *clerktest.Issuer, tokenCache *int) caddyhtt
 	})
 }
 
-// provisionBench provisions h and waits for its first key fetch. With an
-// identity assertion, its keys live in a storage folder of the benchmark's.
+// provisionBench provisions h and waits for its first key fetch. Its
+// storage, where the shared denylist and any assertion keys live, is a
+// folder of the benchmark's.
 func provisionBench(b *testing.B, h *Handler) caddyhttp.MiddlewareHandler {
 	b.Helper()
-	parent := caddy.Context{Context: context.Background()}
-	if h.IdentityAssertion != nil {
-		parent = storageContext(b)
-	}
-	ctx, cancel := caddy.NewContext(parent)
+	ctx, cancel := caddy.NewContext(storageContext(b))
 	b.Cleanup(func() { _ = h.Cleanup(); cancel() })
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)

@@ -106,7 +106,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "jwt_key":
 			err = single(d, &h.JWTKey)
 		case "secret_key":
-			err = single(d, &h.SecretKey)
+			err = secretValue(d, &h.SecretKey)
 		case "api_url":
 			err = single(d, &h.APIURL)
 		case "audience":
@@ -322,6 +322,22 @@ func single(d *caddyfile.Dispenser, dst *string) error {
 	}
 	if !d.AllArgs(dst) {
 		return d.ArgErr()
+	}
+	return nil
+}
+
+// secretValue reads the one value of a subdirective that holds a secret
+// (secret_key, signing_secret). Unlike single, a wrong number of values is
+// reported without the value: Caddy's ArgErr names the last token read,
+// which would be the secret.
+func secretValue(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if *dst != "" {
+		return d.Errf("%s is given twice", name)
+	}
+	if !d.AllArgs(dst) {
+		*dst = ""
+		return d.Errf("%s takes exactly one value (not repeated here: it is a secret)", name)
 	}
 	return nil
 }

@@ -894,6 +894,16 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 			h:    Handler{Issuers: okIssuer, EnrichRequired: true},
 			want: []string{"enrich_required needs enrich user and/or enrich org"},
 		},
+		{
+			name: "denylist_sync under a second",
+			h:    Handler{Issuers: okIssuer, DenylistSync: caddy.Duration(500 * time.Millisecond)},
+			want: []string{"clerk_auth: denylist_sync 500ms: use 1s to 5m"},
+		},
+		{
+			name: "denylist_sync over five minutes",
+			h:    Handler{Issuers: okIssuer, DenylistSync: caddy.Duration(6 * time.Minute)},
+			want: []string{"clerk_auth: denylist_sync 6m0s: use 1s to 5m"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

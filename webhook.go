@@ -121,6 +121,9 @@ func (wh *Webhook) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
+		// Counted: a probe, or an endpoint URL given to something other
+		// than Clerk, shows in the metrics.
+		metrics.webhooks.WithLabelValues(webhookRefused, strconv.Itoa(http.StatusMethodNotAllowed)).Inc()
 		w.Header().Set("Allow", "POST")
 		return caddyhttp.Error(http.StatusMethodNotAllowed, nil)
 	}
@@ -198,7 +201,7 @@ func (wh *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "signing_secret":
-			err = single(d, &wh.SigningSecret)
+			err = secretValue(d, &wh.SigningSecret)
 		case "deny_for":
 			err = parseDuration(d, &wh.DenyFor)
 		case "denylist_sync":

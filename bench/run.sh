@@ -103,6 +103,20 @@ results=$(
 	load g_clerk_assertion "$((BASE_PORT + 6))" "${auth[@]}"
 	load h_respond "$BASE_PORT" "${auth[@]}"
 	load h_clerk_enrich_user "$((BASE_PORT + 7))" "${auth[@]}"
+	# (i) 100,000 revoked sessions, none the token's, put in the storage as
+	# another instance would share them; measured once Caddy has read them
+	# (the denied token's session is one of them), on the plain cached site.
+	mkdir -p "$out/storage/clerk_auth/denylist"
+	cp "$out/denylist.json" "$out/storage/clerk_auth/denylist/bench.json"
+	denied=$(cat "$out/denied_token.txt")
+	for _ in $(seq 300); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $denied" "http://127.0.0.1:$((BASE_PORT + 1))/")" = 401 ] && break
+		sleep 0.1
+	done
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $denied" "http://127.0.0.1:$((BASE_PORT + 1))/")" = 401 ] ||
+		{ echo "Caddy never read the 100,000 denied sessions" >&2; exit 1; }
+	load i_respond "$BASE_PORT" "${auth[@]}"
+	load i_clerk_cached_100k_denied "$((BASE_PORT + 1))" "${auth[@]}"
 )
 
 echo
@@ -116,10 +130,11 @@ echo "$results" | awk '
 		base["f_respond_key"] = ""; base["f_clerk_opaque_cached"] = "f_respond_key";
 		base["g_respond"] = ""; base["g_clerk_assertion"] = "g_respond";
 		base["h_respond"] = ""; base["h_clerk_enrich_user"] = "h_respond";
-		printf "%-22s %12s %10s %10s %26s\n", "scenario", "req/s", "p50", "p99", "ratio to baseline";
+		base["i_respond"] = ""; base["i_clerk_cached_100k_denied"] = "i_respond";
+		printf "%-27s %12s %10s %10s %31s\n", "scenario", "req/s", "p50", "p99", "ratio to baseline";
 		for (i = 1; i <= NR; i++) {
 			n = order[i]; r = "-";
 			if (base[n] != "") r = sprintf("%.2f (vs %s)", rps[n] / rps[base[n]], base[n]);
-			printf "%-22s %12.0f %10s %10s %26s\n", n, rps[n], p50[n], p99[n], r;
+			printf "%-27s %12.0f %10s %10s %31s\n", n, rps[n], p50[n], p99[n], r;
 		}
 	}'

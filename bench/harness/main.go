@@ -5,6 +5,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -32,6 +33,9 @@ func main() {
 		log.Fatal("harness: ", err)
 	}
 }
+
+// deniedSessions is how many revoked sessions scenario (i) loads.
+const deniedSessions = 100_000
 
 func run(dir string, basePort, distinct int) error {
 	iss, err := clerktest.New()
@@ -64,11 +68,29 @@ func run(dir string, basePort, distinct int) error {
 	// fake Backend API once, then answered from the enrichment cache.
 	iss.SetUser(clerktest.User{ID: clerktest.DefaultSubject, Emails: []string{"bench@example.com"},
 		PrimaryEmail: "bench@example.com", FirstName: "Bench", LastName: "User"})
+	// Scenario (i): 100,000 revoked sessions, as clustersync shares them
+	// through the storage, none the token's; run.sh puts the document in
+	// the storage mid-run, and denied_token.txt, whose session is one of
+	// them, tells it when Caddy has read it.
+	until := time.Now().Add(2 * time.Hour).Unix()
+	sessions := make(map[string]int64, deniedSessions)
+	for i := range deniedSessions {
+		sessions[fmt.Sprintf("sess_2%026d", i)] = until
+	}
+	denylistDoc, err := json.Marshal(map[string]any{
+		"version": 1, "instance": "bench", "written": time.Now().Unix(), "sessions": sessions,
+	})
+	if err != nil {
+		return err
+	}
+	denied := iss.Mint(clerktest.Lifetime(2*time.Hour), clerktest.WithClaims(map[string]any{"sid": fmt.Sprintf("sess_2%026d", 4242)}))
 	files := map[string]string{
-		"Caddyfile":   caddyfile(basePort, iss.URL, iss.APIURL(), iss.SecretKey(), ln.Addr().String(), filepath.Join(dir, "storage")),
-		"token.txt":   token + "\n",
-		"tokens.txt":  strings.Join(tokens, "\n") + "\n",
-		"api_key.txt": apiKey + "\n",
+		"denylist.json":    string(denylistDoc),
+		"denied_token.txt": denied + "\n",
+		"Caddyfile":        caddyfile(basePort, iss.URL, iss.APIURL(), iss.SecretKey(), ln.Addr().String(), filepath.Join(dir, "storage")),
+		"token.txt":        token + "\n",
+		"tokens.txt":       strings.Join(tokens, "\n") + "\n",
+		"api_key.txt":      apiKey + "\n",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
