@@ -37,8 +37,22 @@ const clusterStartTimeout = 5 * time.Second
 
 // cluster is a storage's shared denylist.
 type cluster struct {
-	list *denylist.List
-	sync *clustersync.Syncer
+	storage string // storageKey of the storage it shares
+	list    *denylist.List
+	sync    *clustersync.Syncer
+}
+
+// deny adds entries through c, which publishes them, and to every other
+// denylist of the same storage in this process (handlers with another
+// denylist_sync), so that none of them waits for its next read.
+func (c *cluster) deny(entries ...denylist.Entry) {
+	c.sync.Deny(entries...)
+	clusters.Range(func(_, val any) bool {
+		if o, ok := val.(*cluster); ok && o != c && o.storage == c.storage {
+			o.list.Add(entries...)
+		}
+		return true
+	})
 }
 
 func (c *cluster) Destruct() error {
@@ -54,7 +68,8 @@ func loadCluster(ctx caddy.Context, every time.Duration) (*cluster, string, erro
 	if storage == nil {
 		return nil, "", fmt.Errorf("denylist: Caddy has no storage configured")
 	}
-	key := fmt.Sprintf("%s|%s", storageKey(storage), every)
+	skey := storageKey(storage)
+	key := fmt.Sprintf("%s|%s", skey, every)
 	logger := ctx.Logger().Named("denylist")
 	val, _, err := clusters.LoadOrNew(key, func() (caddy.Destructor, error) {
 		opts := denylist.Options{}
@@ -77,7 +92,7 @@ func loadCluster(ctx caddy.Context, every time.Duration) (*cluster, string, erro
 			// instance denies what it learns itself.
 			logger.Error("the shared denylist could not be read yet; retrying", zap.Error(err))
 		}
-		return &cluster{list: list, sync: s}, nil
+		return &cluster{storage: skey, list: list, sync: s}, nil
 	})
 	if err != nil {
 		return nil, "", err

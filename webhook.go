@@ -148,7 +148,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		}
 	}
 	if len(denials) > 0 {
-		wh.cluster.sync.Deny(denials...)
+		wh.cluster.deny(denials...)
 	}
 	result := webhookIgnored
 	if len(ev.Actions) > 0 {

@@ -483,3 +483,20 @@ func TestWebhookStorageOutage(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookReachesOtherSyncPeriods: a clerk_auth route whose
+// denylist_sync differs from clerk_webhook's has a denylist of its own, and
+// still denies a revoked session at once, without waiting for its next
+// read of the storage.
+func TestWebhookReachesOtherSyncPeriods(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	tester, _ := startWebhookCaddy(t, iss, t.TempDir(), "", nil,
+		machineRoute("/a", iss, up, "denylist_sync 1m"))
+	token := sessionToken(iss, "sess_elsewhere", "user_a")
+	checkPasses(t, tester, "/a/x", token)
+	deliver(t, iss, "session.revoked", clerktest.SessionData("sess_elsewhere", "user_a", "revoked"))
+	up.reset()
+	resp, body := do(t, tester, http.MethodGet, "/a/x", bearer(token))
+	checkRefused(t, up, resp, body, http.StatusUnauthorized, ReasonSessionRevoked)
+}
