@@ -449,6 +449,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// machine's JWT in a browser's session cookie is no session.
 		id, err = nil, reject(ReasonTypeMismatch, "%s tokens are read from the Authorization header only", className(id.TokenType))
 	}
+	if err == nil {
+		if kind := h.denied.Check(id.SessionID, id.Subject, h.verifier.now()); kind != denylist.None {
+			// Clerk revoked it after the token was issued: checked on every
+			// request, so the token cache cannot outlive a revocation.
+			id, err = nil, &VerifyError{Reason: deniedReason(kind), Err: errors.New("revoked in Clerk (webhook)")}
+		}
+	}
 	if err != nil {
 		var ve *VerifyError
 		if !errors.As(err, &ve) {
@@ -464,19 +471,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.refuse(w, r, ve)
 	}
 
-	if kind := h.denied.Check(id.SessionID, id.Subject, h.verifier.now()); kind != denylist.None {
-		// Clerk revoked it after the token was issued: checked on every
-		// request, so the token cache cannot outlive a revocation.
-		err := &VerifyError{Reason: deniedReason(kind), Err: errors.New("revoked in Clerk (webhook)")}
-		st.reason = err.Reason
-		h.logReject(r, err, carrier)
-		if h.Optional {
-			metrics.requests.WithLabelValues(requestAnonymous, err.Reason).Inc()
-			return next.ServeHTTP(w, r)
-		}
-		metrics.requests.WithLabelValues(requestRejected, err.Reason).Inc()
-		return h.refuse(w, r, err)
-	}
 	if reason := h.requirements.check(id).reason; reason != "" {
 		return h.refuseVerified(w, r, &VerifyError{Reason: reason, Err: errors.New("requirement not met")}, carrier)
 	}
