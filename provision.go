@@ -4,16 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
-
-	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
 // Provision checks the configuration and attaches the key source. It never
@@ -234,119 +230,6 @@ func (h *Handler) issuers(repl *caddy.Replacer) ([]string, error) {
 	return issuers, nil
 }
 
-// keyProvider sets up where verification keys come from, in Clerk's order:
-// the networkless PEM key, else the Backend API with the secret key, else
-// the JWKS URL (explicit, or derived from the publishable key or issuer).
-func (h *Handler) keyProvider(repl *caddy.Replacer, issuers []string) (keyProvider, error) {
-	jwtKey, err := expand(repl, "jwt_key", h.JWTKey)
-	if err != nil {
-		return nil, err
-	}
-	jwksURL, err := expand(repl, "jwks_url", h.JWKSURL)
-	if err != nil {
-		return nil, err
-	}
-	// jwt_key and secret_key go together, as in Clerk's SDK: the PEM
-	// verifies, the secret key calls the Backend API.
-	if jwksURL != "" && (jwtKey != "" || h.backend != nil) {
-		return nil, errors.New("jwks_url is an alternative key source to jwt_key and secret_key: configure one")
-	}
-
-	if jwtKey != "" {
-		pub, err := parseJWTKey(jwtKey)
-		if err != nil {
-			return nil, fmt.Errorf("jwt_key %v", err)
-		}
-		return staticKey{pub: pub}, nil
-	}
-
-	var header http.Header
-	poolKey := ""
-	switch {
-	case h.backend != nil:
-		jwksURL = h.backend.url + "/v1/jwks"
-		header = http.Header{"Authorization": {"Bearer " + h.backend.secret}}
-		poolKey = "|" + h.backend.poolKey()
-	case jwksURL == "" && h.publishable != nil && len(h.Issuers) == 0:
-		jwksURL = h.publishable.issuer() + "/.well-known/jwks.json"
-	case jwksURL == "":
-		jwksURL = issuers[0] + "/.well-known/jwks.json"
-	}
-	if err := checkURL(jwksURL); err != nil {
-		return nil, fmt.Errorf("jwks_url %q: %v", jwksURL, err)
-	}
-
-	opts, err := h.keySetOptions()
-	if err != nil {
-		return nil, err
-	}
-	// The options are part of the key, so a reload that changes them gets a
-	// set that honours them instead of the old one.
-	h.keySetKey = fmt.Sprintf("%s%s|%s|%s|%s|%s", jwksURL, poolKey, opts.Refresh, opts.MinInterval, opts.Timeout, opts.MaxStale)
-	ks, err := loadKeySet(keySets, h.keySetKey, jwksURL, header, opts, h.logger.Named("jwks"))
-	if err != nil {
-		return nil, fmt.Errorf("key set: %v", err)
-	}
-	return ks, nil
-}
-
-// loadKeySet returns the key set pool holds under key, counting one more
-// user of it; the first user creates and starts it. A *jwks.Set is a
-// caddy.Destructor, so the pool destructs it once its last user is deleted.
-func loadKeySet(pool *caddy.UsagePool, key, jwksURL string, header http.Header, opts jwks.Options, logger *zap.Logger) (*jwks.Set, error) {
-	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		ks := jwks.New(jwksURL, header, opts, logger)
-		ks.Start()
-		return ks, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return val.(*jwks.Set), nil
-}
-
-// keySetOptions applies the jwks_* settings over the defaults, and has the
-// set count its fetches in jwks_fetches_total. A key set is shared by every
-// handler using the same source, so the first handler to create it sets its
-// options. The least values are short enough to play a Clerk outage
-// through a staging Caddy; below the production-sensible values a warning
-// says so, since there they cost Clerk requests or let keys go stale
-// after a brief outage.
-func (h *Handler) keySetOptions() (jwks.Options, error) {
-	opts := jwks.DefaultOptions
-	opts.OnFetch = countFetch
-	opts.Clock = keySetClock
-	for _, o := range []struct {
-		name       string
-		set        caddy.Duration
-		dst        *time.Duration
-		least      time.Duration
-		production time.Duration
-	}{
-		{"jwks_refresh", h.JWKSRefresh, &opts.Refresh, time.Second, time.Minute},
-		{"jwks_min_interval", h.JWKSMinInterval, &opts.MinInterval, time.Second, time.Second},
-		{"jwks_timeout", h.JWKSTimeout, &opts.Timeout, 100 * time.Millisecond, 100 * time.Millisecond},
-		{"jwks_max_stale", h.JWKSMaxStale, &opts.MaxStale, time.Second, time.Minute},
-	} {
-		if o.set == 0 {
-			continue
-		}
-		d := time.Duration(o.set)
-		if d < o.least {
-			return opts, fmt.Errorf("%s %s is too short: use at least %s", o.name, d, o.least)
-		}
-		if d < o.production {
-			h.logger.Warn("key set timer below its production minimum: fine for testing, not for production",
-				zap.String("setting", o.name), zap.Duration("value", d), zap.Duration("production_minimum", o.production))
-		}
-		*o.dst = d
-	}
-	if opts.MaxStale < opts.Refresh {
-		return opts, fmt.Errorf("jwks_max_stale %s is shorter than jwks_refresh %s: keys would go stale between two refreshes", opts.MaxStale, opts.Refresh)
-	}
-	return opts, nil
-}
-
 // Cleanup releases this handler's hold on the shared key set and Backend
 // API client.
 func (h *Handler) Cleanup() error {
@@ -430,26 +313,4 @@ func choice(name, value string, words ...string) (string, error) {
 		return value, nil
 	}
 	return "", fmt.Errorf("%s %q: use %s", name, value, strings.Join(words, " or "))
-}
-
-// defaultAccept are the classes a route takes unless it says otherwise:
-// what a browser session can hold.
-var defaultAccept = []string{TokenTypeSession, TokenTypeTemplate}
-
-// tokenClasses are the values accept takes.
-var tokenClasses = []string{TokenTypeSession, TokenTypeTemplate, TokenTypeAPIKey, TokenTypeM2M, TokenTypeOAuth}
-
-// acceptedClasses turns the accept list into a set, defaultAccept if empty.
-func acceptedClasses(accept []string) (map[string]bool, error) {
-	if len(accept) == 0 {
-		accept = defaultAccept
-	}
-	set := map[string]bool{}
-	for _, a := range accept {
-		if !slices.Contains(tokenClasses, a) {
-			return nil, fmt.Errorf("accept %q: token classes are %s", a, strings.Join(tokenClasses, ", "))
-		}
-		set[a] = true
-	}
-	return set, nil
 }

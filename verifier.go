@@ -3,8 +3,6 @@ package clerkauth
 import (
 	"context"
 	"crypto/rsa"
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -14,34 +12,6 @@ import (
 
 // sessionPending is the sts of a session with unfinished tasks.
 const sessionPending = "pending"
-
-// Clerk's token categories (the `cat` header).
-const (
-	catSession  = "cl_B7d4PD111AAA"
-	catTemplate = "cl_B7d4PD222AAA"
-	catM2M      = "cl_B7d4PD333AAA"
-	catIgnore   = "cl_I7d4PD111III"
-)
-
-// Token classes, as accepted by `accept` and exposed in
-// {http.auth.user.token_type}. The machine classes carry Clerk's TokenType
-// names.
-const (
-	TokenTypeSession  = "session"
-	TokenTypeTemplate = "template"
-	TokenTypeAPIKey   = "api_key"
-	TokenTypeM2M      = "m2m_token"
-	TokenTypeOAuth    = "oauth_token"
-)
-
-// machineSubjectPrefix marks the subject of an M2M token: a machine.
-const machineSubjectPrefix = "mch_"
-
-// isMachineClass reports the classes that stand for a machine rather than
-// a user's browser session.
-func isMachineClass(class string) bool {
-	return class == TokenTypeAPIKey || class == TokenTypeM2M || class == TokenTypeOAuth
-}
 
 // maxTokenSize bounds the work done on a token before anything is verified.
 // Clerk's session token must fit a 4 KiB cookie; templates are larger but
@@ -275,18 +245,6 @@ func (v *verifier) verifySigned(ctx context.Context, token string, hdr *jwtHeade
 	return id, e, nil
 }
 
-// machineFailure re-codes a machine JWT's failure as Clerk's verifyM2MJwt
-// and verifyOAuthJwt do: every check after the class is
-// token-verification-failed, with the specific cause kept in the detail.
-// Keys that cannot be had stay a 503: a Clerk outage is not a bad token.
-func machineFailure(err error) error {
-	var ve *VerifyError
-	if !errors.As(err, &ve) || ve.Reason == ReasonJWKSUnavailable || ve.Reason == ReasonVerificationFailed {
-		return err
-	}
-	return &VerifyError{Reason: ReasonVerificationFailed, Err: fmt.Errorf("%s: %w", ve.Reason, ve.Err)}
-}
-
 // window is when the verified token passes the time checks, with leeway.
 func (v *verifier) window(c *claims, id *Identity) cacheEntry {
 	e := cacheEntry{id: id, expires: unixTime(c.Exp.sec).Add(v.leeway)}
@@ -355,87 +313,6 @@ func (v *verifier) checkClaims(c *claims, payload string, class string) (*Identi
 		return nil, reject(ReasonSessionPending, "the session is pending (sts=pending)")
 	}
 	return id, nil
-}
-
-// tokenForm is what an unverified payload says about the token's class.
-type tokenForm struct {
-	parsed  bool // the payload is a JSON object, so it can name a class
-	machine bool // its sub is a machine subject
-	sid     bool // it has a sid
-}
-
-// unverifiedForm reads the class-relevant claims of a payload. When the
-// strict decode failed (a mistyped exp, say), a lenient walk still finds
-// sub, as Clerk's JSON.parse would.
-func unverifiedForm(payload string, c *claims, claimsErr error) tokenForm {
-	if claimsErr == nil {
-		return tokenForm{parsed: true, machine: strings.HasPrefix(c.Sub, machineSubjectPrefix), sid: c.Sid != ""}
-	}
-	var f tokenForm
-	err := walkObject(payload, func(name, value string) error {
-		switch name {
-		case "sub":
-			sub, ok := stringValue(value)
-			f.machine = ok && strings.HasPrefix(sub, machineSubjectPrefix)
-		case "sid":
-			f.sid = value != "null"
-		}
-		return nil
-	})
-	f.parsed = err == nil
-	return f
-}
-
-// classify tells a JWT's class as Clerk's getMachineTokenType does: a
-// machine subject makes an M2M token, whatever else the token says; then an
-// RFC 9068 typ an OAuth access token; then the `cat` header a session or a
-// JWT template, with templates told from sessions by their lack of a sid
-// when the header has no category (older instances). Any other category
-// (M2M on a user subject, null, one Clerk adds later) is refused: fail
-// closed. A payload that does not parse says nothing about the class, as
-// in Clerk, where such a token is no machine token.
-func classify(hdr *jwtHeader, form tokenForm) (string, error) {
-	if form.parsed && form.machine {
-		return TokenTypeM2M, nil
-	}
-	if form.parsed && (hdr.Typ == `"at+jwt"` || hdr.Typ == `"application/at+jwt"`) {
-		return TokenTypeOAuth, nil
-	}
-	if hdr.Cat == "" {
-		if form.sid {
-			return TokenTypeSession, nil
-		}
-		return TokenTypeTemplate, nil
-	}
-	cat, err := typedString("cat", hdr.Cat)
-	if err != nil {
-		return "", reject(ReasonTokenInvalid, "header cat is not a string")
-	}
-	switch {
-	case hdr.Cat == "null":
-	case cat == catSession:
-		return TokenTypeSession, nil
-	case cat == catTemplate:
-		return TokenTypeTemplate, nil
-	case cat == catIgnore && form.sid:
-		return TokenTypeSession, nil
-	case cat == catIgnore:
-		return TokenTypeTemplate, nil
-	}
-	return "", reject(ReasonTypeMismatch, "token category %q is not a session or JWT template", truncate(cat, 32))
-}
-
-// className names a class in messages.
-func className(class string) string {
-	switch class {
-	case TokenTypeAPIKey:
-		return "API key"
-	case TokenTypeM2M:
-		return "M2M"
-	case TokenTypeOAuth:
-		return "OAuth access"
-	}
-	return class
 }
 
 // checkAuthorizedParty checks azp against authorized_parties. azp is read
