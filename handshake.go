@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -102,8 +101,8 @@ func (s *sessions) returnLeg(w http.ResponseWriter, r *http.Request, v *verifier
 		switch {
 		case errors.Is(err, clerkapi.ErrUnavailable):
 			metrics.handshakeReturns.WithLabelValues(format, "unavailable").Inc()
-			wait, _ := clerkapi.RetryAfter(err)
-			w.Header().Set("Retry-After", strconv.Itoa(int(max(wait, time.Second)/time.Second)))
+			// The refusal's Retry-After comes from retryAfterFor, as for
+			// every Backend API outage.
 			return verdict{ve: &VerifyError{Reason: ReasonHandshakeUnavailable, Err: err}}, true
 		case errors.Is(err, clerkapi.ErrUnauthorized):
 			s.logger.Error("the Backend API refused secret_key while resolving a handshake: check that it belongs to this instance")
