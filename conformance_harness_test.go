@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,4 +214,22 @@ func clerkSDKVersion(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return pkg.Version
+}
+
+// reportAgreement logs a differential run's agreement table (what was
+// compared, counts by outcome, the documented differences by case) and
+// fails t on every undocumented difference.
+func reportAgreement(t *testing.T, what string, counts map[string]int, explained, undocumented []string) {
+	t.Helper()
+	var table strings.Builder
+	fmt.Fprintf(&table, "%s, against @clerk/backend %s:\n", what, clerkSDKVersion(t))
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(&table, "  %-40s %4d\n", k, counts[k])
+	}
+	slices.Sort(explained)
+	fmt.Fprintf(&table, "documented differences, by case:\n%s\n", strings.Join(explained, "\n"))
+	t.Log("\n" + table.String())
+	for _, u := range undocumented {
+		t.Errorf("undocumented difference: %s", u)
+	}
 }

@@ -98,17 +98,7 @@ func compareWithClerk(t *testing.T, iss *clerktest.Issuer, cfg differentialConfi
 			c.desc, dir, o.OK, o.Reason, derefOr(o.Sub, ""), k.OK, k.Reason, derefOr(k.Sub, "")))
 	}
 
-	var table strings.Builder
-	fmt.Fprintf(&table, "agreement with @clerk/backend %s over %d tokens:\n", clerkSDKVersion(t), len(cases))
-	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		fmt.Fprintf(&table, "  %-40s %4d\n", k, counts[k])
-	}
-	slices.Sort(explained)
-	fmt.Fprintf(&table, "documented differences, by token:\n%s\n", strings.Join(explained, "\n"))
-	t.Log("\n" + table.String())
-	for _, u := range undocumented {
-		t.Errorf("undocumented difference: %s", u)
-	}
+	reportAgreement(t, fmt.Sprintf("token agreement over %d tokens", len(cases)), counts, explained, undocumented)
 	return counts
 }
 

@@ -2,7 +2,6 @@ package clerkauth
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -103,17 +102,7 @@ func compareMachineWithClerk(t *testing.T, iss *clerktest.Issuer, audiences []st
 		undocumented = append(undocumented, fmt.Sprintf("%s (%s):\n    ours  %+v\n    clerk %+v", s.desc, dir, o, k))
 	}
 
-	var table strings.Builder
-	fmt.Fprintf(&table, "machine-token agreement with @clerk/backend %s over %d shapes:\n", clerkSDKVersion(t), len(shapes))
-	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		fmt.Fprintf(&table, "  %-40s %4d\n", k, counts[k])
-	}
-	slices.Sort(explained)
-	fmt.Fprintf(&table, "documented differences, by shape:\n%s\n", strings.Join(explained, "\n"))
-	t.Log("\n" + table.String())
-	for _, u := range undocumented {
-		t.Errorf("undocumented difference: %s", u)
-	}
+	reportAgreement(t, fmt.Sprintf("machine-token agreement over %d shapes", len(shapes)), counts, explained, undocumented)
 	return counts
 }
 
