@@ -1,7 +1,6 @@
 package clerkauth
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,30 +32,14 @@ type enrichment struct {
 	org  *clerkapi.Organization
 }
 
-// same reports whether e and o hold the same data, so that an assertion
-// minted with one states the other too. Answers from one cache entry share
-// their metadata, so comparing it costs little.
+// same reports whether o holds the same data as e. The shared cache hands
+// out one immutable value per entry, and a new one whenever Clerk's answer
+// is fetched again, so the same pointers are the same data.
 func (e *enrichment) same(o *enrichment) bool {
 	if e == nil || o == nil {
 		return e == o
 	}
-	return sameUser(e.user, o.user) && sameOrganization(e.org, o.org)
-}
-
-func sameUser(a, b *clerkapi.User) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.ID == b.ID && a.Email == b.Email && a.FirstName == b.FirstName && a.LastName == b.LastName &&
-		a.Username == b.Username && a.ImageURL == b.ImageURL && bytes.Equal(a.PublicMetadata, b.PublicMetadata)
-}
-
-func sameOrganization(a, b *clerkapi.Organization) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.ID == b.ID && a.Name == b.Name && a.Slug == b.Slug && a.ImageURL == b.ImageURL &&
-		bytes.Equal(a.PublicMetadata, b.PublicMetadata)
+	return e.user == o.user && e.org == o.org
 }
 
 // enrichedClaims are the enrichment fields of an identity assertion.
@@ -166,7 +149,7 @@ func (e *enricher) enrich(ctx context.Context, id *Identity) (*enrichment, error
 	if e.user && strings.HasPrefix(id.Subject, "user_") {
 		u, err := e.client.GetUser(ctx, id.Subject)
 		if err == nil {
-			out.user = &u
+			out.user = u
 		} else {
 			errs = append(errs, err)
 		}
@@ -174,7 +157,7 @@ func (e *enricher) enrich(ctx context.Context, id *Identity) (*enrichment, error
 	if e.org && id.OrgID != "" {
 		o, err := e.client.GetOrganization(ctx, id.OrgID)
 		if err == nil {
-			out.org = &o
+			out.org = o
 		} else {
 			errs = append(errs, err)
 		}

@@ -106,8 +106,8 @@ type Client struct {
 	machines       *machineCache
 	machineStats   machineCounters
 
-	users *enricher[User]
-	orgs  *enricher[Organization]
+	users *enricher[*User]
+	orgs  *enricher[*Organization]
 }
 
 type counters struct {

@@ -75,20 +75,23 @@ func validResourceID(prefix, id string) bool {
 // the enrichment cache (see EnrichCacheConfig): a fresh entry is returned
 // without a call, a stale one at once while one background call refreshes
 // it, and concurrent misses share one request, which draws from the same
-// bucket as every other call of c.
+// bucket as every other call of c. The User is the cache's own, shared by
+// every caller until the entry changes: read it, never modify it; an
+// unchanged entry gives the same pointer, so callers can tell "same data"
+// without comparing fields.
 //
 // An id that fails ValidUserID is ErrNotFound without a call. Errors:
 // ErrNotFound if Clerk has no such user (404, kept for NegativeTTL),
 // ErrUnauthorized if Clerk refuses the secret key, ErrUnavailable (and
 // ErrRateLimited) with a RetryAfter when no answer can be had and no entry
 // younger than MaxStale is left.
-func (c *Client) GetUser(ctx context.Context, id string) (User, error) {
+func (c *Client) GetUser(ctx context.Context, id string) (*User, error) {
 	return c.users.get(ctx, c, id)
 }
 
 // GetOrganization is GetUser for the organization id, through
 // GET /v1/organizations/{id}, with a cache of its own.
-func (c *Client) GetOrganization(ctx context.Context, id string) (Organization, error) {
+func (c *Client) GetOrganization(ctx context.Context, id string) (*Organization, error) {
 	return c.orgs.get(ctx, c, id)
 }
 
@@ -196,7 +199,7 @@ func newEnricher[T any](r resource[T], cfg EnrichCacheConfig, c *Client) *enrich
 	return &enricher[T]{resource: r, cache: newEnrichCache[T](cfg, c.now)}
 }
 
-var userResource = resource[User]{
+var userResource = resource[*User]{
 	name:     ResourceUser,
 	endpoint: EndpointGetUser,
 	path:     "/v1/users/",
@@ -204,7 +207,7 @@ var userResource = resource[User]{
 	decode:   decodeUser,
 }
 
-var organizationResource = resource[Organization]{
+var organizationResource = resource[*Organization]{
 	name:     ResourceOrganization,
 	endpoint: EndpointGetOrganization,
 	path:     "/v1/organizations/",
@@ -250,13 +253,13 @@ func (d *organizationJSON) header() (object, id string, meta json.RawMessage) {
 	return d.Object, d.ID, d.PublicMetadata
 }
 
-func decodeUser(id string, body []byte) (User, error) {
+func decodeUser(id string, body []byte) (*User, error) {
 	var doc userJSON
 	meta, err := decodeResource(EndpointGetUser, body, &doc, ResourceUser, id)
 	if err != nil {
-		return User{}, err
+		return nil, err
 	}
-	u := User{
+	u := &User{
 		ID:             doc.ID,
 		FirstName:      doc.FirstName,
 		LastName:       doc.LastName,
@@ -275,13 +278,13 @@ func decodeUser(id string, body []byte) (User, error) {
 	return u, nil
 }
 
-func decodeOrganization(id string, body []byte) (Organization, error) {
+func decodeOrganization(id string, body []byte) (*Organization, error) {
 	var doc organizationJSON
 	meta, err := decodeResource(EndpointGetOrganization, body, &doc, ResourceOrganization, id)
 	if err != nil {
-		return Organization{}, err
+		return nil, err
 	}
-	return Organization{ID: doc.ID, Name: doc.Name, Slug: doc.Slug, ImageURL: doc.ImageURL, PublicMetadata: meta}, nil
+	return &Organization{ID: doc.ID, Name: doc.Name, Slug: doc.Slug, ImageURL: doc.ImageURL, PublicMetadata: meta}, nil
 }
 
 // decodeResource decodes a 2xx answer into doc and checks it is the object

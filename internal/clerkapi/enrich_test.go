@@ -36,7 +36,10 @@ var enrichedResources = []enrichedResource{
 		},
 		get: func(c *Client, id string) (string, error) {
 			u, err := c.GetUser(context.Background(), id)
-			return u.FirstName, err
+			if err != nil {
+				return "", err
+			}
+			return u.FirstName, nil
 		},
 		calls: func(iss *clerktest.Issuer) int64 { return iss.ResourceStats().UserCalls },
 		stats: (*Client).UserStats,
@@ -50,7 +53,10 @@ var enrichedResources = []enrichedResource{
 		},
 		get: func(c *Client, id string) (string, error) {
 			o, err := c.GetOrganization(context.Background(), id)
-			return o.Name, err
+			if err != nil {
+				return "", err
+			}
+			return o.Name, nil
 		},
 		calls: func(iss *clerktest.Issuer) int64 { return iss.ResourceStats().OrganizationCalls },
 		stats: (*Client).OrganizationStats,
@@ -100,7 +106,7 @@ func TestGetUserMapsClerksFields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tc.want) {
+			if !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("got %+v (metadata %s)\nwant %+v (metadata %s)", got, got.PublicMetadata, tc.want, tc.want.PublicMetadata)
 			}
 		})
@@ -149,7 +155,7 @@ func TestGetOrganizationMapsClerksFields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tc.want) {
+			if !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("got %+v (metadata %s)\nwant %+v (metadata %s)", got, got.PublicMetadata, tc.want, tc.want.PublicMetadata)
 			}
 		})
@@ -200,7 +206,7 @@ func (c *enrichCache[T]) dump() []string {
 	for el := c.lru.Front(); el != nil; el = el.Next() {
 		e := el.Value.(*enrichEntry[T])
 		out = append(out, fmt.Sprintf("%#v", e.val))
-		if v := reflect.ValueOf(e.val).FieldByName("PublicMetadata"); v.IsValid() {
+		if v := reflect.Indirect(reflect.ValueOf(e.val)).FieldByName("PublicMetadata"); v.IsValid() {
 			out[len(out)-1] += " " + string(v.Bytes())
 		}
 	}

@@ -378,3 +378,30 @@ func TestCachedLookupDoesNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedEntriesKeepTheirIdentity: an unchanged entry is handed out as
+// one value, and a fetch again (here after Invalidate) as a new one with
+// the new data, the old one left as it was. clerk_auth relies on it to
+// reuse an identity assertion only for unchanged data.
+func TestCachedEntriesKeepTheirIdentity(t *testing.T) {
+	iss := clerktest.Start(t)
+	c, _ := newClient(t, iss.APIURL(), iss.SecretKey())
+	ctx := context.Background()
+	iss.SetUser(clerktest.User{ID: "user_same", FirstName: "A"})
+	first, err := c.GetUser(ctx, "user_same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.GetUser(ctx, "user_same"); err != nil || again != first {
+		t.Fatalf("an unchanged entry gave %p, %v; want %p", again, err, first)
+	}
+	iss.SetUser(clerktest.User{ID: "user_same", FirstName: "B"})
+	c.Invalidate("user_same")
+	next, err := c.GetUser(ctx, "user_same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == first || next.FirstName != "B" || first.FirstName != "A" {
+		t.Errorf("fetched again: %p %q, before: %p %q; want a new value with B, the old one still A", next, next.FirstName, first, first.FirstName)
+	}
+}
