@@ -111,20 +111,8 @@ func (i *Issuer) revokeHandler(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		signInError(w, http.StatusMethodNotAllowed, errors.New("sign out everywhere with a POST, from the sign-in page's button"))
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxSignInForm)
-	if err := r.ParseForm(); err != nil {
-		signInError(w, http.StatusBadRequest, fmt.Errorf("unreadable form: %v", err))
-		return
-	}
-	back, err := localRedirect(r, r.PostForm.Get("redirect_url"))
-	if err != nil {
-		signInError(w, http.StatusBadRequest, err)
+	back, ok := pageForm(w, r, "sign out everywhere")
+	if !ok {
 		return
 	}
 	sess := i.clientFor(r)
@@ -146,6 +134,29 @@ func (i *Issuer) revokeHandler(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, back.String(), http.StatusSeeOther)
 }
 
+// pageForm reads the form a sign-in page button posts: a POST of at most
+// maxSignInForm bytes, whose redirect_url goes back to a page of the same
+// origin. Otherwise it answers the refusal itself and ok is false.
+func pageForm(w http.ResponseWriter, r *http.Request, action string) (back *url.URL, ok bool) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		signInError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s with a POST, from the sign-in page's button", action))
+		return nil, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxSignInForm)
+	if err := r.ParseForm(); err != nil {
+		signInError(w, http.StatusBadRequest, fmt.Errorf("unreadable form: %v", err))
+		return nil, false
+	}
+	back, err := localRedirect(r, r.PostForm.Get("redirect_url"))
+	if err != nil {
+		signInError(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	return back, true
+}
+
 // signOutHandler serves POST SignOutPath (form: redirect_url) once
 // EnableSignIn has been called: it ends the browser's client session, so
 // that the next handshake hands out signed-out directives, clears the app's
@@ -160,20 +171,8 @@ func (i *Issuer) signOutHandler(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		signInError(w, http.StatusMethodNotAllowed, errors.New("sign out with a POST, from the sign-in page's button"))
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxSignInForm)
-	if err := r.ParseForm(); err != nil {
-		signInError(w, http.StatusBadRequest, fmt.Errorf("unreadable form: %v", err))
-		return
-	}
-	back, err := localRedirect(r, r.PostForm.Get("redirect_url"))
-	if err != nil {
-		signInError(w, http.StatusBadRequest, err)
+	back, ok := pageForm(w, r, "sign out")
+	if !ok {
 		return
 	}
 	if c, err := r.Cookie(ClientCookie); err == nil {
