@@ -77,18 +77,26 @@ func (e *enrichment) userField(name string) (string, bool) {
 	if e != nil {
 		u = e.user
 	}
-	switch name {
-	case "email", "first_name", "last_name", "username", "image_url":
-		if u == nil {
+	if u == nil {
+		switch name {
+		case "email", "first_name", "last_name", "username", "image_url":
 			return "", true
 		}
-		return map[string]string{"email": u.Email, "first_name": u.FirstName, "last_name": u.LastName,
-			"username": u.Username, "image_url": u.ImageURL}[name], true
+		return "", strings.HasPrefix(name, "public_metadata.")
+	}
+	switch name {
+	case "email":
+		return u.Email, true
+	case "first_name":
+		return u.FirstName, true
+	case "last_name":
+		return u.LastName, true
+	case "username":
+		return u.Username, true
+	case "image_url":
+		return u.ImageURL, true
 	}
 	if path, ok := strings.CutPrefix(name, "public_metadata."); ok {
-		if u == nil {
-			return "", true
-		}
 		return metadataField(u.PublicMetadata, path), true
 	}
 	return "", false

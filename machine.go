@@ -97,10 +97,13 @@ func isJWTShaped(token string) bool {
 // opaqueKind is the class of an opaque machine token by its prefix, as
 // Clerk's getMachineTokenType tells them; ok is false for anything else.
 func opaqueKind(token string) (clerkapi.MachineKind, bool) {
-	if isJWTShaped(token) {
+	// The prefix first: a session token has none, and so skips the scan
+	// of every byte that isJWTShaped makes.
+	kind, ok := clerkapi.KindOf(token)
+	if !ok || isJWTShaped(token) {
 		return "", false
 	}
-	return clerkapi.KindOf(token)
+	return kind, true
 }
 
 // verifyHeaderToken verifies a token from the Authorization header: an
