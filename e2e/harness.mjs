@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
@@ -95,11 +94,15 @@ function startDemo(bin, ...args) {
 }
 
 // stopDemo interrupts the demo as Ctrl-C would and returns how it exited,
-// killing it only if it does not stop within 15s.
+// killing it only if it does not stop within 15s. The deadline is cleared
+// once the demo exits: a pending timer would hold the test process open
+// for the rest of the 15s.
 async function stopDemo(demo) {
   demo.child.kill('SIGINT');
-  const timeout = sleep(15_000).then(() => null);
-  const exit = await Promise.race([demo.exited, timeout]);
+  let timer;
+  const deadline = new Promise((resolve) => { timer = setTimeout(resolve, 15_000, null); });
+  const exit = await Promise.race([demo.exited, deadline]);
+  clearTimeout(timer);
   if (exit === null) {
     demo.child.kill('SIGKILL');
     return { code: null, signal: 'SIGKILL (did not stop within 15s of SIGINT)' };
