@@ -14,91 +14,23 @@
 // Caddy, and the page refuses the token the browser still holds. Finally
 // each demo is stopped as Ctrl-C does, and must exit with status 0.
 //
+// Each suite starts its own demo and browser through useDemo (harness.mjs).
 // Run it with `bash e2e/run.sh`, which installs what it needs.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import { useDemo } from './harness.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-
-// Tokens minted by the sign-in page live this long, so the test can watch
-// one expire.
-const tokenLifetimeSeconds = 3;
 // clerk_auth's default leeway on exp, which Caddyfile.example keeps.
 const leewaySeconds = 5;
-
-const readyLine = 'Ready. Press Ctrl-C to stop.';
 
 // Where the fake Clerk serves its Frontend API handshake endpoint
 // (internal/clerktest HandshakePath), and how many handshakes clerk_auth's
 // loop guard allows in a row (internal/handshake LoopLimit).
 const handshakePath = '/v1/client/handshake';
 const loopLimit = 3;
-
-// buildDemo builds ./cmd/demo into dir, unless run.sh has (DEMO_BIN). The
-// test runs the binary rather than `go run ./cmd/demo`, which is the same
-// program, because the go command itself exits 1 when interrupted, hiding
-// the demo's own exit status.
-async function buildDemo(dir) {
-  if (process.env.DEMO_BIN) return process.env.DEMO_BIN;
-  const bin = path.join(dir, 'demo');
-  await promisify(execFile)('go', ['build', '-o', bin, './cmd/demo'], { cwd: repoRoot, timeout: 600_000 });
-  return bin;
-}
-
-// startDemo runs the demo from the repository root, where it finds
-// Caddyfile.example, and resolves once it has printed that it is ready.
-function startDemo(bin, ...args) {
-  const child = spawn(bin, [
-    '-port', '0', '-issuer-port', '0', '-upstream-port', '0',
-    '-token-lifetime', `${tokenLifetimeSeconds}s`, ...args,
-  ], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  const demo = { child, stdout: '', stderr: '' };
-  demo.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => { demo.stderr += d; });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(
-      `demo not ready after 60s\n${demo.stdout}\n${demo.stderr}`)), 60_000);
-    child.stdout.on('data', (d) => {
-      demo.stdout += d;
-      if (!demo.stdout.includes(readyLine)) return;
-      clearTimeout(timer);
-      const printed = (name) => demo.stdout.match(new RegExp(`^  ${name}=(\\S+)$`, 'm'))?.[1];
-      demo.app = printed('SITE_ADDRESS');
-      demo.signIn = printed('CLERK_SIGN_IN_URL');
-      resolve(demo);
-    });
-    demo.exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`demo exited (${code ?? signal}) before it was ready\n${demo.stdout}\n${demo.stderr}`));
-    });
-  });
-}
-
-// stopDemo interrupts the demo as Ctrl-C would and returns how it exited,
-// killing it only if it does not stop within 15s.
-async function stopDemo(demo) {
-  demo.child.kill('SIGINT');
-  const timeout = sleep(15_000).then(() => null);
-  const exit = await Promise.race([demo.exited, timeout]);
-  if (exit === null) {
-    demo.child.kill('SIGKILL');
-    return { code: null, signal: 'SIGKILL (did not stop within 15s of SIGINT)' };
-  }
-  return exit;
-}
 
 // sleepUntil waits for a moment of the wall clock: the one thing here no
 // readiness check can replace, since it is a token's expiry under test.
@@ -109,19 +41,6 @@ async function sleepUntil(epochMs) {
 
 function claimsOf(jwt) {
   return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
-}
-
-// launchBrowser starts headless Chromium with a fresh profile in dir: no
-// cookie from an earlier run or from the other demo, which shares the host.
-async function launchBrowser(dir) {
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--disable-quic'],
-  });
-  return { context, page: context.pages()[0] ?? await context.newPage() };
 }
 
 // signIn signs in as user_alice through the demo's sign-in page and waits
@@ -186,31 +105,10 @@ async function submitForm(page, action) {
 }
 
 describe('clerk_auth in a browser', () => {
-  let work;
-  let demo;
-  let context;
-  let page;
-  let formSite;
-
-  before(async () => {
-    work = mkdtempSync(path.join(tmpdir(), 'clerkauth-e2e-'));
-    demo = await startDemo(await buildDemo(work));
-    assert.ok(demo.app && demo.signIn, `the demo printed no SITE_ADDRESS or CLERK_SIGN_IN_URL:\n${demo.stdout}`);
-    ({ context, page } = await launchBrowser(path.join(work, 'profile')));
-  });
-
-  after(async () => {
-    formSite?.close();
-    await context?.close();
-    const exit = demo && await stopDemo(demo);
-    if (work) rmSync(work, { recursive: true, force: true });
-    if (demo) {
-      assert.deepEqual(exit, { code: 0, signal: null }, `the demo did not exit cleanly on SIGINT\n${demo.stderr}`);
-      assert.match(demo.stdout, /Stopping\.\n$/);
-    }
-  });
+  const suite = useDemo();
 
   it('sends a visitor without a session to the sign-in page', async () => {
+    const { demo, page } = suite;
     const protectedPage = `${demo.app}/`;
     const resp = await page.goto(protectedPage);
     const landed = new URL(page.url());
@@ -221,6 +119,7 @@ describe('clerk_auth in a browser', () => {
   });
 
   it('after sign-in, the protected page shows the user the upstream received', async () => {
+    const { demo, context, page } = suite;
     await Promise.all([
       page.waitForURL(`${demo.app}/`),
       page.getByRole('button', { name: 'Sign in as user_alice' }).click(),
@@ -242,7 +141,8 @@ describe('clerk_auth in a browser', () => {
   });
 
   it('counts the leeway: a token past exp is accepted within it, and API calls get 401 after it', async () => {
-    const session = (await context.cookies(demo.app)).find((c) => c.name === '__session');
+    const { demo, context, page } = suite;
+    const session = await sessionCookie(context, demo.app);
     const { exp } = claimsOf(session.value);
 
     // Past exp but within the leeway: still accepted.
@@ -262,6 +162,7 @@ describe('clerk_auth in a browser', () => {
   });
 
   it('after the token has expired, a page load renews it through the handshake: no sign-in page, and the upstream sees the user', async () => {
+    const { demo, context, page } = suite;
     const app = `${demo.app}/`;
     await signIn(page, demo, app);
     const before = await sessionCookie(context, demo.app);
@@ -287,16 +188,18 @@ describe('clerk_auth in a browser', () => {
     assert.equal(claimsOf(after.value).sub, 'user_alice');
   });
 
-  it('refuses the session cookie on a form POST from another origin, and accepts it from the app', async () => {
+  it('refuses the session cookie on a form POST from another origin, and accepts it from the app', async (t) => {
+    const { demo, context, page } = suite;
     const action = `${demo.app}/`;
-    formSite = await startFormSite(action);
+    const formSite = await startFormSite(action);
+    t.after(() => formSite.close());
 
     // A token minted just now, so that the posts below happen well
     // within its lifetime.
     await signIn(page, demo, action);
     // The demo's cookie: host-only, Path=/, HttpOnly, SameSite=Lax, as
     // clerk-js sets __session.
-    const session = (await context.cookies(demo.app)).find((c) => c.name === '__session');
+    const session = await sessionCookie(context, demo.app);
     assert.equal(session.sameSite, 'Lax');
 
     // The same form on the app's own origin: accepted.
@@ -320,6 +223,7 @@ describe('clerk_auth in a browser', () => {
   });
 
   it('after sign-out (__client_uat=0), the next page load goes to sign in', async () => {
+    const { demo, context, page } = suite;
     const app = `${demo.app}/`;
     await signIn(page, demo, app);
 
@@ -347,25 +251,10 @@ describe('clerk_auth in a browser', () => {
 });
 
 describe('clerk_auth in a browser, when the Frontend API keeps handing out expired tokens', () => {
-  let work;
-  let demo;
-  let context;
-  let page;
-
-  before(async () => {
-    work = mkdtempSync(path.join(tmpdir(), 'clerkauth-e2e-'));
-    demo = await startDemo(await buildDemo(work), '-handshake-fault', 'expired-sessions');
-    ({ context, page } = await launchBrowser(path.join(work, 'profile')));
-  });
-
-  after(async () => {
-    await context?.close();
-    const exit = demo && await stopDemo(demo);
-    if (work) rmSync(work, { recursive: true, force: true });
-    if (demo) assert.deepEqual(exit, { code: 0, signal: null }, `the demo did not exit cleanly on SIGINT\n${demo.stderr}`);
-  });
+  const suite = useDemo('-handshake-fault', 'expired-sessions');
 
   it('ends at the sign-in page after the loop guard, never in an endless loop', async () => {
+    const { demo, context, page } = suite;
     const app = `${demo.app}/`;
     await signIn(page, demo, app);
     await waitPastExpiry(context, demo.app);
@@ -386,27 +275,12 @@ describe('clerk_auth in a browser, when the Frontend API keeps handing out expir
 });
 
 describe('clerk_auth in a browser, when the session is revoked in Clerk', () => {
-  let work;
-  let demo;
-  let context;
-  let page;
-
-  before(async () => {
-    work = mkdtempSync(path.join(tmpdir(), 'clerkauth-e2e-'));
-    // Tokens that outlive the test: the refusal must come from the
-    // revocation, not from expiry.
-    demo = await startDemo(await buildDemo(work), '-token-lifetime', '10m');
-    ({ context, page } = await launchBrowser(path.join(work, 'profile')));
-  });
-
-  after(async () => {
-    await context?.close();
-    const exit = demo && await stopDemo(demo);
-    if (work) rmSync(work, { recursive: true, force: true });
-    if (demo) assert.deepEqual(exit, { code: 0, signal: null }, `the demo did not exit cleanly on SIGINT\n${demo.stderr}`);
-  });
+  // Tokens that outlive the test: the refusal must come from the
+  // revocation, not from expiry.
+  const suite = useDemo('-token-lifetime', '10m');
 
   it('Sign out everywhere: the fake Clerk sends session.revoked to Caddy, and the page refuses the token the browser still holds', async (t) => {
+    const { demo, context, page } = suite;
     const app = `${demo.app}/`;
     await signIn(page, demo, app);
     assert.equal(await page.textContent('#user-id'), 'user_alice');
