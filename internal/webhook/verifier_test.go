@@ -58,6 +58,35 @@ func TestActions(t *testing.T) {
 	}
 }
 
+// Denies tells the events that need the storage from those that only drop
+// enrichment data or change nothing.
+func TestEventDenies(t *testing.T) {
+	for _, tc := range []struct {
+		typ  string
+		data any
+		want bool
+	}{
+		{"session.revoked", revoked("sess_1"), true},
+		{"user.deleted", clerktest.DeletedData("user", "user_1"), true},
+		{"user.updated", clerktest.UserData("user_1", true), true},
+		{"user.updated", clerktest.UserData("user_1", false), false},
+		{"organization.updated", clerktest.OrganizationData("org_1"), false},
+		{"email.created", map[string]any{"id": "ema_1"}, false},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			w, h := f.delivery(tc.typ, tc.data)
+			ev, err := f.v.Verify(h, w.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Denies() != tc.want {
+				t.Errorf("Denies() = %v for %v, want %v", ev.Denies(), ev.Actions, tc.want)
+			}
+		})
+	}
+}
+
 // Every refusal names its kind, which Status answers, and none of them is
 // fooled by a delivery that is almost right.
 func TestRefusals(t *testing.T) {
