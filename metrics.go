@@ -105,15 +105,17 @@ var metrics = struct {
 		Namespace: metricsNamespace,
 		Subsystem: metricsSubsystem,
 		Name:      "webhooks_total",
-		Help:      "Clerk webhook deliveries to clerk_webhook, by result (applied: it denied or forgot something; ignored: an event that changes nothing here; refused) and status.",
+		Help:      "Clerk webhook deliveries to clerk_webhook, by result (applied: it denied or forgot something; ignored: an event that changes nothing here; duplicate: applied before, applied no more; unstored: denied here but not written to the storage, answered 503 so that Clerk sends it again; refused) and status.",
 	}, []string{"result", "status"}),
 }
 
 // Values of the result label of webhooks_total.
 const (
-	webhookApplied = "applied"
-	webhookIgnored = "ignored"
-	webhookRefused = "refused"
+	webhookApplied   = "applied"
+	webhookIgnored   = "ignored"
+	webhookDuplicate = "duplicate" // applied before: acknowledged, applied no more
+	webhookUnstored  = "unstored"  // denied here, not in storage: 503 so that it is sent again
+	webhookRefused   = "refused"
 )
 
 // The counters bumped on every request are resolved once: WithLabelValues

@@ -1,6 +1,7 @@
 package clerkauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,6 +31,20 @@ const (
 	// have a machine subject, which no event denies.
 	defaultDenyFor = 24 * time.Hour
 	maxDenyFor     = 366 * 24 * time.Hour
+
+	// webhookStoreTimeout bounds the wait for a denial to reach the
+	// storage before the delivery is answered. Svix counts an answer after
+	// 15s as a failure, network included; waiting for a round under way
+	// and then writing must fit well inside, or a denial that was stored
+	// would still be retried (harmlessly, as a duplicate) and show as
+	// failed in the Dashboard.
+	webhookStoreTimeout = 5 * time.Second
+
+	// webhookRetryAfter is the Retry-After of a delivery refused because
+	// its denial is not stored. Svix keeps its own schedule (5s, 5m, 30m,
+	// ...); the header is for another sender or a person reading the
+	// answer: about one background write attempt later.
+	webhookRetryAfter = "5"
 )
 
 // Webhook receives Clerk's webhook events (delivered by Svix) and acts on
@@ -38,10 +53,14 @@ const (
 // every Caddy that shares this one's storage, their cached tokens
 // included; a changed user, organization or membership drops its
 // enrichment data. Deliveries must carry a valid Svix signature made with
-// the endpoint's signing secret, a timestamp within 5 minutes, and an id
-// not seen before; anything else is refused (400, 401 or 413) and changes
-// nothing. Events of other types are acknowledged and ignored. It ends the
-// route.
+// the endpoint's signing secret and a timestamp within 5 minutes; anything
+// else is refused (400, 401 or 413) and changes nothing. A delivery that
+// denies is answered 200 only once its denial is in the storage: if the
+// storage fails, it is denied here at once but answered 503, so that Svix
+// retries it until the storage takes it. A delivery whose svix-id was
+// applied already (Svix retrying a lost answer, or a replay within the 5
+// minutes) is answered 200 and applied no more. Events of other types are
+// acknowledged and ignored. It ends the route.
 type Webhook struct {
 	// The endpoint's signing secret (`whsec_...`, Clerk Dashboard →
 	// Webhooks → the endpoint). Required; `{env.*}` placeholders work.
@@ -128,12 +147,19 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		return caddyhttp.Error(http.StatusMethodNotAllowed, nil)
 	}
 	ev, err := wh.verifier.Read(r)
-	if err != nil {
+	duplicate := errors.Is(err, webhook.ErrDuplicate)
+	if err != nil && !duplicate {
 		status := webhook.Status(err)
 		metrics.webhooks.WithLabelValues(webhookRefused, strconv.Itoa(status)).Inc()
 		// Debug: a flood of forged deliveries must not flood the log.
 		wh.logger.Debug("webhook refused", zap.Int("status", status), zap.Error(err))
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", webhookRetryAfter)
+		}
 		return caddyhttp.Error(status, err)
+	}
+	if duplicate {
+		return wh.acknowledgeDuplicate(w, r, ev)
 	}
 	now := timeNow()
 	var denials []denylist.Entry
@@ -148,17 +174,62 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		}
 	}
 	if len(denials) > 0 {
+		// Denied here first, whatever the storage does: more denial is
+		// the safe side.
 		wh.cluster.deny(denials...)
+		if err := wh.store(r); err != nil {
+			// Svix's retry must be applied, not answered as a duplicate.
+			wh.verifier.Forget(ev.ID)
+			return wh.refuseUnstored(w, ev, err)
+		}
 	}
 	result := webhookIgnored
 	if len(ev.Actions) > 0 {
 		result = webhookApplied
 		wh.logger.Info("webhook applied", zap.String("event", ev.Type), zap.String("svix_id", ev.ID), zap.Int("denials", len(denials)))
 	}
+	return received(w, result)
+}
+
+// acknowledgeDuplicate answers a delivery applied before, applying nothing
+// again. If it denies, it is answered 200 only once this instance's
+// denials are stored, as the first delivery was: a duplicate that
+// overtakes a first delivery still writing must not claim success for it.
+func (wh *Webhook) acknowledgeDuplicate(w http.ResponseWriter, r *http.Request, ev webhook.Event) error {
+	if ev.Denies() {
+		if err := wh.store(r); err != nil {
+			return wh.refuseUnstored(w, ev, err)
+		}
+	}
+	// Debug: replays within the window must not flood the log.
+	wh.logger.Debug("webhook already applied", zap.String("event", ev.Type), zap.String("svix_id", ev.ID))
+	return received(w, webhookDuplicate)
+}
+
+// store waits, within webhookStoreTimeout, until this instance's denials
+// are in the storage.
+func (wh *Webhook) store(r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), webhookStoreTimeout)
+	defer cancel()
+	return wh.cluster.sync.Flush(ctx)
+}
+
+// refuseUnstored answers 503 to a delivery whose denials are applied here
+// but not stored, so that Svix delivers it again.
+func (wh *Webhook) refuseUnstored(w http.ResponseWriter, ev webhook.Event, err error) error {
+	metrics.webhooks.WithLabelValues(webhookUnstored, strconv.Itoa(http.StatusServiceUnavailable)).Inc()
+	wh.logger.Warn("webhook denied here but not stored: answered 503 so that Clerk sends it again",
+		zap.String("event", ev.Type), zap.String("svix_id", ev.ID), zap.Error(err))
+	w.Header().Set("Retry-After", webhookRetryAfter)
+	return caddyhttp.Error(http.StatusServiceUnavailable, err)
+}
+
+// received acknowledges a delivery, counted under result.
+func received(w http.ResponseWriter, result string) error {
 	metrics.webhooks.WithLabelValues(result, "200").Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, err = w.Write([]byte(`{"received":true}`))
+	_, err := w.Write([]byte(`{"received":true}`))
 	return err
 }
 

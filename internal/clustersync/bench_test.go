@@ -59,3 +59,36 @@ func BenchmarkRound(b *testing.B) {
 		}
 	})
 }
+
+// What a webhook's denial adds to its answer: Flush rewriting this
+// instance's document on a FileStorage, the document holding the new
+// denial alone or next to 1,000 others (it is rewritten whole).
+func BenchmarkFlush(b *testing.B) {
+	for _, held := range []int{0, 1_000} {
+		b.Run(fmt.Sprint(held, " held"), func(b *testing.B) {
+			clock := fakeclock.New(testNow)
+			syncer, err := New(newStorage(b), denylist.New(denylist.Options{Now: clock.Now}), Options{InstanceID: "a", Clock: clock}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for n := range held {
+				syncer.Deny(revoke(fmt.Sprintf("sess_%027d", n), testNow))
+			}
+			if err := syncer.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				// A later expiry each time, so that every Flush writes.
+				i++
+				syncer.Deny(denylist.Entry{Kind: denylist.Session, ID: "sess_new", Until: testNow.Add(2*time.Hour + time.Duration(i)*time.Second)})
+				if err := syncer.Flush(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if st := syncer.Stats(); st.Writes < uint64(i) {
+				b.Fatalf("%d writes for %d flushes", st.Writes, i)
+			}
+		})
+	}
+}

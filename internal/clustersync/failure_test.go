@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -77,11 +76,7 @@ func TestStorageDown(t *testing.T) {
 	a.sync.Deny(revoke("sess_before", testNow))
 	mustStart(t, a, b)
 
-	// The storage's folder becomes a file: every List, Load and Store
-	// fails.
-	root := filepath.Join(s.Path, "clerk_auth")
-	saved := root + ".saved"
-	mustDo(t, os.Rename(root, saved), os.WriteFile(root, nil, 0o600))
+	restore := breakStorage(t, s)
 	a.sync.Deny(revoke("sess_during", testNow))
 	waitFor(t, "a's write to fail", func() bool { return a.sync.Stats().Failures > 0 })
 	if !a.denies("sess_during", testNow) {
@@ -100,7 +95,7 @@ func TestStorageDown(t *testing.T) {
 		t.Errorf("%d errors logged over 3 failed rounds, want 1", n)
 	}
 
-	mustDo(t, os.Remove(root), os.Rename(saved, root))
+	restore()
 	tick(t, a, ca) // writes what it learned during the outage
 	tick(t, b, cb)
 	if !b.denies("sess_during", cb.Now()) {
@@ -158,8 +153,8 @@ func (h hangingStorage) List(ctx context.Context, prefix string, recursive bool)
 	}
 }
 
-// Look-ups and Deny never wait for a storage that hangs, a round that
-// hangs is bounded by StorageTimeout, and Stop ends it.
+// Look-ups and Deny never wait for a storage that hangs, a round or flush
+// waiting behind one gives up with its context, and Stop ends it.
 func TestStorageHangs(t *testing.T) {
 	verifyNoLeak(t)
 	clock := fakeclock.New(testNow)
@@ -185,6 +180,9 @@ func TestStorageHangs(t *testing.T) {
 	defer cancel()
 	if err := syncer.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a round over a hanging storage: %v", err)
+	}
+	if err := syncer.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a flush behind a hanging round: %v", err)
 	}
 	syncer.Stop() // cancels the hanging round
 }

@@ -98,6 +98,20 @@ func docPath(s *certmagic.FileStorage, id string) string {
 	return filepath.Join(s.Path, filepath.FromSlash(DefaultPrefix), id+".json")
 }
 
+// breakStorage makes every List, Load and Store under the denylist's
+// prefix fail, as an unusable storage does: the folder that holds it
+// becomes a file. The returned func puts the folder back.
+func breakStorage(t *testing.T, s *certmagic.FileStorage) (restore func()) {
+	t.Helper()
+	root := filepath.Join(s.Path, "clerk_auth")
+	saved := root + ".saved"
+	mustDo(t, os.MkdirAll(root, 0o700), os.Rename(root, saved), os.WriteFile(root, nil, 0o600))
+	return func() {
+		t.Helper()
+		mustDo(t, os.Remove(root), os.Rename(saved, root))
+	}
+}
+
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil

@@ -115,7 +115,8 @@ func (s *Syncer) InstanceID() string { return s.opts.InstanceID }
 
 // Deny adds entries to the denylist at once and has the background
 // goroutine publish them to the storage without waiting for the next
-// round. It never waits for storage.
+// round. It never waits for storage; Flush does, for a caller that must
+// know they are stored.
 func (s *Syncer) Deny(entries ...denylist.Entry) {
 	s.list.Add(entries...)
 	s.mu.Lock()
@@ -214,6 +215,26 @@ func (s *Syncer) publish(ctx context.Context) {
 		s.stats.failures.Add(1)
 		s.log.Warn("denylist not written to storage: other instances learn of it once it is", zap.String("key", s.ownKey), zap.Error(err))
 	}
+}
+
+// Flush writes this instance's document now if it holds denials not yet
+// in storage, waiting for a round or write under way first, and returns
+// nil once every denial learned here is in storage. It gives up when ctx
+// ends; each write is also bounded by Options.StorageTimeout. A failure is
+// counted, not logged (the caller says what it means), and leaves the
+// denials to the next round, as Deny's write does.
+func (s *Syncer) Flush(ctx context.Context) error {
+	if !s.acquire(ctx) {
+		return fmt.Errorf("waiting for the round under way: %w", ctx.Err())
+	}
+	defer s.release()
+	tctx, cancel := context.WithTimeout(ctx, s.opts.StorageTimeout)
+	defer cancel()
+	if err := s.write(tctx); err != nil {
+		s.stats.failures.Add(1)
+		return err
+	}
+	return nil
 }
 
 // Sync runs one round: it writes this instance's document if it changed,

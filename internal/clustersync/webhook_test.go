@@ -2,6 +2,7 @@ package clustersync
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,8 +19,10 @@ import (
 // tokenLifetime is the longest-lived token the tests' denials affect.
 const tokenLifetime = time.Hour
 
-// webhookEndpoint is the glue the Caddy handler will be: verify, then
-// deny through the Syncer. It serves on a real listener.
+// webhookEndpoint is the glue the Caddy handler is: verify; acknowledge a
+// duplicate unapplied; deny through the Syncer and acknowledge once the
+// denial is stored, or forget the id and refuse so that Svix retries. It
+// serves on a real listener.
 func webhookEndpoint(t *testing.T, secret string, clock *fakeclock.Clock, in instance) string {
 	t.Helper()
 	v, err := webhook.New(secret, webhook.Options{Now: clock.Now})
@@ -28,7 +31,11 @@ func webhookEndpoint(t *testing.T, secret string, clock *fakeclock.Clock, in ins
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ev, err := v.Read(r)
-		if err != nil {
+		switch {
+		case errors.Is(err, webhook.ErrDuplicate):
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case err != nil:
 			http.Error(w, http.StatusText(webhook.Status(err)), webhook.Status(err))
 			return
 		}
@@ -40,6 +47,11 @@ func webhookEndpoint(t *testing.T, secret string, clock *fakeclock.Clock, in ins
 			case webhook.DenyUser:
 				in.sync.Deny(denylist.Entry{Kind: denylist.User, ID: a.ID, Until: until})
 			}
+		}
+		if err := in.sync.Flush(r.Context()); err != nil {
+			v.Forget(ev.ID)
+			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -77,8 +89,8 @@ func TestWebhookReachesCluster(t *testing.T) {
 }
 
 // A flood of deliveries that are not Clerk's (no secret, another secret,
-// replayed, stale, oversized) denies nothing and writes nothing to
-// storage; each costs at most one HMAC over a capped body (see the
+// stale, oversized) or were applied already (a replay in the window)
+// denies nothing new and writes nothing to storage; each costs at most one HMAC over a capped body (see the
 // webhook package's BenchmarkVerify).
 func TestWebhookFloodStoresNothing(t *testing.T) {
 	verifyNoLeak(t)
@@ -131,8 +143,8 @@ func TestWebhookFloodStoresNothing(t *testing.T) {
 			post(t, url, d.w, d.h, d.status)
 		}
 		if i == 0 {
-			clock.Advance(-webhook.DefaultTolerance) // the genuine one is fresh again: a replay
-			post(t, url, genuine, genuine.Header(clerk.WebhookSecret()), http.StatusUnauthorized)
+			clock.Advance(-webhook.DefaultTolerance) // the genuine one is fresh again: a duplicate, acknowledged unapplied
+			post(t, url, genuine, genuine.Header(clerk.WebhookSecret()), http.StatusNoContent)
 			clock.Advance(webhook.DefaultTolerance)
 		}
 	}

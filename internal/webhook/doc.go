@@ -17,15 +17,20 @@
 //     VerifyIgnoringTimestamp: its own timestamp check reads time.Now with
 //     a fixed tolerance, which the injected clock replaces);
 //  5. that the body is a Clerk event;
-//  6. for an event that acts, that its svix-id was not seen before.
+//  6. for an event that acts, whether its svix-id was accepted before.
 //
 // Ids are remembered until their timestamp leaves the tolerance window,
 // after which the delivery is refused as stale anyway: the set of ids is
 // bounded by the rate of genuine events, since only verified ones enter it.
-// Events that change nothing are acknowledged without being remembered.
+// A delivery of a remembered id is a duplicate: Svix retrying because our
+// answer was lost, or a captured delivery sent again. Either way it was
+// applied once already, so it is acknowledged (ErrDuplicate, answered 200)
+// and applied no more. Forget drops an id whose event could not be carried
+// out, so that Svix's retry is applied. Events that change nothing are
+// acknowledged without being remembered.
 //
 // # Errors
 //
-// Every refusal wraps one of the Err values; Status maps it to the HTTP
-// status to answer. No error holds the secret, a signature or the body.
+// Every refusal, and a duplicate, wraps one of the Err values; Status maps
+// it to the HTTP status to answer. No error holds the secret, a signature or the body.
 package webhook

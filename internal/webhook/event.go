@@ -19,6 +19,17 @@ type Event struct {
 	Actions []Action
 }
 
+// Denies reports whether the event denies a session or a user: whether
+// applying it needs the storage.
+func (e Event) Denies() bool {
+	for _, a := range e.Actions {
+		if a.Kind == DenySession || a.Kind == DenyUser {
+			return true
+		}
+	}
+	return false
+}
+
 // ActionKind is what an Action does.
 type ActionKind uint8
 

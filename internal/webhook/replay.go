@@ -19,8 +19,9 @@ func newReplaySet(max int) *replaySet {
 	return &replaySet{max: max, ids: make(map[string]int64)}
 }
 
-// add records id until expiry, as of now. It fails with ErrReplay if id is
-// held and unexpired, and with ErrBusy if the set is full.
+// add records id until expiry, as of now. It fails with ErrDuplicate if id
+// is held and unexpired, and with ErrBusy if the set is full. Check and
+// record are one step: of concurrent adds of one id, exactly one succeeds.
 func (r *replaySet) add(id string, expiry, now int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -31,7 +32,7 @@ func (r *replaySet) add(id string, expiry, now int64) error {
 		}
 	}
 	if until, ok := r.ids[id]; ok && now < until {
-		return ErrReplay
+		return ErrDuplicate
 	}
 	if len(r.ids) >= r.max {
 		return ErrBusy
@@ -39,6 +40,16 @@ func (r *replaySet) add(id string, expiry, now int64) error {
 	r.ids[id] = expiry
 	heap.Push(&r.q, queued{id: id, expiry: expiry})
 	return nil
+}
+
+// forget drops id, so that its next delivery is accepted as new. Its place
+// in the expiry queue stays until it expires: add and the drain above only
+// delete an id whose recorded expiry matches, and forget is rare (a write
+// that failed), so the queue stays near the set's size.
+func (r *replaySet) forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.ids, id)
 }
 
 func (r *replaySet) len() int {

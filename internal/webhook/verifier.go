@@ -116,9 +116,11 @@ func (v *Verifier) Read(r *http.Request) (Event, error) {
 }
 
 // Verify checks one delivery: its body size, headers, timestamp and
-// signature; then decodes the event and, if it acts, refuses an id already
-// accepted and remembers this one. An event that does not act is returned
-// with no Actions and no error.
+// signature; then decodes the event and, if it acts, remembers its id. An
+// event that does not act is returned with no Actions and no error. An
+// acting event whose id was accepted before, and neither expired nor
+// forgotten since, is returned with ErrDuplicate: it was applied already.
+// Of concurrent deliveries of one id, exactly one gets no error.
 func (v *Verifier) Verify(h http.Header, body []byte) (Event, error) {
 	if int64(len(body)) > v.opts.MaxBodySize {
 		return Event{}, fmt.Errorf("%w: over %d bytes", ErrTooLarge, v.opts.MaxBodySize)
@@ -152,10 +154,21 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Event, error) {
 	// Remembered past the end of the window: the second of ts is
 	// truncated, and a delivery at exactly ts+Tolerance still passes.
 	expiry := ts.Add(v.opts.Tolerance + time.Second).UnixNano()
-	if err := v.replay.add(id, expiry, now.UnixNano()); err != nil {
+	switch err := v.replay.add(id, expiry, now.UnixNano()); {
+	case errors.Is(err, ErrDuplicate):
+		return ev, fmt.Errorf("%w: %s", err, id)
+	case err != nil:
 		return Event{}, fmt.Errorf("%w: %s", err, id)
 	}
 	return ev, nil
+}
+
+// Forget drops a remembered id, so that the next delivery of it is
+// accepted and applied again: for a caller that could not complete what
+// the event asked (its denials not stored) and refused the delivery, so
+// that Svix's retry is not answered as a duplicate.
+func (v *Verifier) Forget(id string) {
+	v.replay.forget(id)
 }
 
 // deliveryHeaders reads the three svix-* headers. The library signs the

@@ -58,6 +58,35 @@ func TestActions(t *testing.T) {
 	}
 }
 
+// Denies tells the events that need the storage from those that only drop
+// enrichment data or change nothing.
+func TestEventDenies(t *testing.T) {
+	for _, tc := range []struct {
+		typ  string
+		data any
+		want bool
+	}{
+		{"session.revoked", revoked("sess_1"), true},
+		{"user.deleted", clerktest.DeletedData("user", "user_1"), true},
+		{"user.updated", clerktest.UserData("user_1", true), true},
+		{"user.updated", clerktest.UserData("user_1", false), false},
+		{"organization.updated", clerktest.OrganizationData("org_1"), false},
+		{"email.created", map[string]any{"id": "ema_1"}, false},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			w, h := f.delivery(tc.typ, tc.data)
+			ev, err := f.v.Verify(h, w.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Denies() != tc.want {
+				t.Errorf("Denies() = %v for %v, want %v", ev.Denies(), ev.Actions, tc.want)
+			}
+		})
+	}
+}
+
 // Every refusal names its kind, which Status answers, and none of them is
 // fooled by a delivery that is almost right.
 func TestRefusals(t *testing.T) {
@@ -229,39 +258,68 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// A delivery that acts is accepted once. A replay is refused while its
-// timestamp is in the window, and as stale after it; a retry that Svix
-// signs anew once the id is forgotten is accepted again (acting twice is
-// harmless: denials and cache drops are idempotent).
-func TestReplay(t *testing.T) {
+// A delivery that acts is applied once. Sent again while its timestamp is
+// in the window, it is a duplicate, returned with its event so that the
+// caller can acknowledge it without applying it; past the window it is
+// stale. Forget makes the id new again, as after a write that failed; and
+// Svix's retry, signed anew once the id expired, is new too.
+func TestDuplicate(t *testing.T) {
 	f := newFixture(t, Options{})
 	w, h := f.delivery("session.revoked", revoked("sess_1"))
-	if _, err := f.v.Verify(h, w.Body); err != nil {
-		t.Fatal(err)
+	original := func() http.Header { return h }
+	// resent is Svix's next attempt of w: same id and body, signed now.
+	resent := func() http.Header {
+		r := w
+		r.Timestamp = f.clock.Now().Truncate(time.Second)
+		return r.Header(f.clerk.WebhookSecret())
 	}
-	for _, d := range []time.Duration{0, time.Minute, DefaultTolerance - time.Minute} { // up to the edge of the window
-		f.clock.Advance(d)
-		if _, err := f.v.Verify(h, w.Body); !errors.Is(err, ErrReplay) {
-			t.Fatalf("replayed %v later: got %v, want ErrReplay", f.clock.Now().Sub(testNow), err)
-		}
-	}
-	f.clock.Advance(time.Second)
-	if _, err := f.v.Verify(h, w.Body); !errors.Is(err, ErrStale) {
-		t.Fatalf("replayed after the window: got %v, want ErrStale", err)
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		forget  bool
+		header  func() http.Header
+		want    error // nil: accepted as new
+	}{
+		{"first delivery", 0, false, original, nil},
+		{"sent again at once", 0, false, original, ErrDuplicate},
+		{"a minute later", time.Minute, false, original, ErrDuplicate},
+		{"resent, signed anew", 0, false, resent, ErrDuplicate},
+		{"after Forget", 0, true, original, nil},
+		{"after Forget, resent", 0, false, resent, ErrDuplicate},
+		{"at the edge of the window", DefaultTolerance - time.Minute, false, original, ErrDuplicate},
+		{"past the window", time.Second, false, original, ErrStale},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			f.clock.Advance(step.advance)
+			if step.forget {
+				f.v.Forget(w.ID)
+			}
+			ev, err := f.v.Verify(step.header(), w.Body)
+			switch {
+			case step.want == nil && err != nil:
+				t.Fatalf("refused: %v", err)
+			case step.want != nil && !errors.Is(err, step.want):
+				t.Fatalf("got %v, want %v", err, step.want)
+			case errors.Is(err, ErrDuplicate) && Status(err) != http.StatusOK:
+				t.Errorf("a duplicate is answered %d, want 200", Status(err))
+			}
+			// The event comes back unless the delivery was refused.
+			if applicable := err == nil || errors.Is(err, ErrDuplicate); applicable != (ev.ID == w.ID && len(ev.Actions) == 1) {
+				t.Errorf("error %v with event %+v", err, ev)
+			}
+		})
 	}
 	if n := f.v.replay.len(); n != 1 {
 		t.Fatalf("%d ids remembered, want 1", n)
 	}
-
-	// Svix's retry of the same message, signed now.
-	retry := w
-	retry.Timestamp = f.clock.Now().Truncate(time.Second)
-	if _, err := f.v.Verify(retry.Header(f.clerk.WebhookSecret()), retry.Body); err != nil {
-		t.Fatalf("a retry after the window: %v", err)
-	}
-	if n := f.v.replay.len(); n != 1 {
-		t.Errorf("%d ids remembered after the old one expired, want 1", n)
-	}
+	t.Run("resent once the id expired", func(t *testing.T) {
+		if _, err := f.v.Verify(resent(), w.Body); err != nil {
+			t.Fatalf("a retry after the window: %v", err)
+		}
+		if n := f.v.replay.len(); n != 1 {
+			t.Errorf("%d ids remembered after the old one expired, want 1", n)
+		}
+	})
 }
 
 // Events that change nothing are not remembered: they cannot fill the
@@ -301,28 +359,35 @@ func TestRememberedCap(t *testing.T) {
 	}
 }
 
-// Of one delivery sent many times at once, exactly one is accepted.
-func TestConcurrentReplay(t *testing.T) {
+// Of one delivery sent many times at once, exactly one is accepted and
+// the others are duplicates; once its id is forgotten (its denials could
+// not be stored), exactly one of the next batch is accepted again.
+func TestConcurrentDuplicates(t *testing.T) {
 	f := newFixture(t, Options{})
 	w, h := f.delivery("user.deleted", clerktest.DeletedData("user", "user_1"))
 	const n = 16
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { _, errs[i] = f.v.Verify(h, w.Body) })
-	}
-	wg.Wait()
-	accepted := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			accepted++
-		case !errors.Is(err, ErrReplay):
-			t.Errorf("unexpected %v", err)
-		}
-	}
-	if accepted != 1 {
-		t.Errorf("%d of %d accepted, want 1", accepted, n)
+	for _, round := range []string{"first batch", "after Forget"} {
+		t.Run(round, func(t *testing.T) {
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { _, errs[i] = f.v.Verify(h, w.Body) })
+			}
+			wg.Wait()
+			accepted := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					accepted++
+				case !errors.Is(err, ErrDuplicate):
+					t.Errorf("unexpected %v", err)
+				}
+			}
+			if accepted != 1 {
+				t.Errorf("%d of %d accepted, want 1", accepted, n)
+			}
+			f.v.Forget(w.ID)
+		})
 	}
 }
 
@@ -362,7 +427,7 @@ func TestStatus(t *testing.T) {
 		{ErrMalformed, 400},
 		{ErrSignature, 401},
 		{ErrStale, 401},
-		{ErrReplay, 401},
+		{ErrDuplicate, 200},
 		{ErrTooLarge, 413},
 		{ErrBusy, 503},
 		{errors.New("other"), 500},
