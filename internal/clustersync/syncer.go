@@ -205,14 +205,7 @@ func (s *Syncer) release() { <-s.round }
 // publish writes this instance's document if it changed; failures are
 // counted and logged, and the next round retries.
 func (s *Syncer) publish(ctx context.Context) {
-	if !s.acquire(ctx) {
-		return
-	}
-	defer s.release()
-	tctx, cancel := context.WithTimeout(ctx, s.opts.StorageTimeout)
-	defer cancel()
-	if err := s.write(tctx); err != nil && ctx.Err() == nil {
-		s.stats.failures.Add(1)
+	if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("denylist not written to storage: other instances learn of it once it is", zap.String("key", s.ownKey), zap.Error(err))
 	}
 }
@@ -221,8 +214,8 @@ func (s *Syncer) publish(ctx context.Context) {
 // in storage, waiting for a round or write under way first, and returns
 // nil once every denial learned here is in storage. It gives up when ctx
 // ends; each write is also bounded by Options.StorageTimeout. A failure is
-// counted, not logged (the caller says what it means), and leaves the
-// denials to the next round, as Deny's write does.
+// counted, unless ctx ended it, but not logged (the caller says what it
+// means), and leaves the denials to the next round.
 func (s *Syncer) Flush(ctx context.Context) error {
 	if !s.acquire(ctx) {
 		return fmt.Errorf("waiting for the round under way: %w", ctx.Err())
@@ -230,11 +223,11 @@ func (s *Syncer) Flush(ctx context.Context) error {
 	defer s.release()
 	tctx, cancel := context.WithTimeout(ctx, s.opts.StorageTimeout)
 	defer cancel()
-	if err := s.write(tctx); err != nil {
+	err := s.write(tctx)
+	if err != nil && ctx.Err() == nil {
 		s.stats.failures.Add(1)
-		return err
 	}
-	return nil
+	return err
 }
 
 // Sync runs one round: it writes this instance's document if it changed,
