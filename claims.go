@@ -34,6 +34,11 @@ type Identity struct {
 	SessionStatus  string   // `sts`: "active", "pending", or "" when the instance does not emit it
 	Actor          string   // `act.sub`: the impersonator, "" when nobody impersonates
 	ExpiresAt      time.Time
+	// IssuedAt is the token's `iat`, which a denial from a Clerk webhook
+	// compares with the time of its event. Zero when the token has no iat,
+	// and for machine identities: a denial refuses those whatever their
+	// age.
+	IssuedAt time.Time
 
 	// permissionsProblem says why v2 org permissions were left empty
 	// although the token carried some (see PermissionsProblem).
@@ -69,6 +74,9 @@ func newIdentity(c *claims, payload string, class, rolesClaim string) *Identity 
 		ExpiresAt:       unixTime(c.Exp.sec),
 		payload:         payload,
 		rolesClaim:      rolesClaim,
+	}
+	if c.Iat.set {
+		id.IssuedAt = unixTime(c.Iat.sec)
 	}
 	features := parseScoped(c.Features)
 	id.Features = splitByScope(features)

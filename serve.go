@@ -70,7 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		id, err = nil, reject(ReasonTypeMismatch, "%s tokens are read from the Authorization header only", className(id.TokenType))
 	}
 	if err == nil {
-		if kind := h.denied.Check(id.SessionID, id.Subject, now); kind != denylist.None {
+		if kind := h.denied.Check(id.SessionID, id.Subject, id.IssuedAt, now); kind != denylist.None {
 			// Clerk revoked it after the token was issued: checked on every
 			// request, so the token cache cannot outlive a revocation.
 			id, err = nil, &VerifyError{Reason: deniedReason(kind), Err: errors.New("revoked in Clerk (webhook)")}

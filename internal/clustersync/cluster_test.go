@@ -61,7 +61,7 @@ func TestRestart(t *testing.T) {
 	default:
 		t.Fatal("not ready after Start read the storage")
 	}
-	if !fresh.denies("sess_a", clock.Now()) || fresh.list.Check("", "user_b", clock.Now()) != denylist.User {
+	if !fresh.denies("sess_a", clock.Now()) || fresh.list.Check("", "user_b", noIAT, clock.Now()) != denylist.User {
 		t.Error("the restarted instance does not deny what the cluster denied")
 	}
 	if st := fresh.sync.Stats(); st.Documents != 2 || st.LastRead.IsZero() {

@@ -47,7 +47,7 @@ func TestCorruptDocument(t *testing.T) {
 			if !fresh.denies("sess_a", clock.Now()) || !fresh.denies("sess_b", clock.Now()) {
 				t.Error("the good documents were not merged")
 			}
-			if fresh.denies("sess_x", clock.Now()) || fresh.list.Check("", "user_x", clock.Now()) != denylist.None {
+			if fresh.denies("sess_x", clock.Now()) || fresh.list.Check("", "user_x", noIAT, clock.Now()) != denylist.None {
 				t.Error("an entry of the corrupt document was merged")
 			}
 			if st := fresh.sync.Stats(); st.Corrupt != 2 || st.Failures != 0 {
@@ -170,7 +170,7 @@ func TestStorageHangs(t *testing.T) {
 	go func() {
 		defer close(done)
 		syncer.Deny(revoke("sess_1", testNow))
-		if list.Check("sess_1", "", testNow) != denylist.Session {
+		if list.Check("sess_1", "", noIAT, testNow) != denylist.Session {
 			t.Error("a denial was not denied while the storage hung")
 		}
 	}()

@@ -66,8 +66,13 @@ func newInstanceLog(t *testing.T, s certmagic.Storage, clock *fakeclock.Clock, i
 	return instance{list, syncer}
 }
 
+// noIAT is the issuedAt of a token without iat: every live denial of its
+// ids refuses it.
+var noIAT time.Time
+
+// denies reports whether in refuses a token without iat of sessionID.
 func (in instance) denies(sessionID string, now time.Time) bool {
-	return in.list.Check(sessionID, "", now) == denylist.Session
+	return in.list.Check(sessionID, "", noIAT, now) == denylist.Session
 }
 
 func mustSync(t *testing.T, ins ...instance) {

@@ -159,7 +159,7 @@ func TestWebhookFloodStoresNothing(t *testing.T) {
 	if err != nil || len(files) != 1 {
 		t.Errorf("storage holds %v (%v), want only the genuine document", files, err)
 	}
-	if in.list.Len() != 1 || in.list.Check("sess_forged", "user_stale", clock.Now()) != denylist.None {
+	if in.list.Len() != 1 || in.list.Check("sess_forged", "user_stale", noIAT, clock.Now()) != denylist.None {
 		t.Errorf("the flood changed the denylist: %d entries", in.list.Len())
 	}
 }

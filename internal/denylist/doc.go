@@ -4,6 +4,18 @@
 // cache hits included, so a look-up is O(1), allocates nothing and never
 // waits for a writer.
 //
+// # What a denial refuses
+//
+// Clerk mints no token for a session it revoked or a user it banned or
+// deleted, so a denial refuses the tokens issued at or before the event
+// that caused it (Entry.IssuedBefore, plus SkewMargin for the distance
+// between Clerk's clocks). A token issued later was minted after an unban,
+// or for another session, and passes at once. A token without iat, and
+// every token of an entry without IssuedBefore, is refused. Two denials of
+// one id join into the later expiry and the later IssuedBefore: both only
+// grow, so lists that exchange entries agree whatever the order, and a
+// late copy of an old event cannot refuse what came after it.
+//
 // # Expiry
 //
 // A denial only matters while a token it affects can still verify, so every

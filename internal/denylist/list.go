@@ -32,16 +32,27 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// Entry is one denial: the tokens of session or user ID are refused until
-// Until.
+// Entry is one denial: the tokens of session or user ID issued at or
+// before IssuedBefore (plus SkewMargin) are refused until Until.
 type Entry struct {
 	Kind  Kind
 	ID    string
 	Until time.Time
+	// IssuedBefore is when Clerk revoked the session or denied the user:
+	// Clerk mints no token for it afterwards, so a later token was minted
+	// after an unban, or for a new session, and passes. The zero time
+	// refuses every token.
+	IssuedBefore time.Time
 }
 
+// SkewMargin widens every denial with an IssuedBefore to the tokens issued
+// up to this long after it: Clerk's token issuer and the clock that dates
+// its events are different machines, and a token minted just before the
+// revocation must not pass because its iat is a little ahead.
+const SkewMargin = 5 * time.Second
+
 // DefaultMaxEntries is the cap a zero Options.MaxEntries stands for: about
-// 70 MB of session ids (TestMemory measures 67 bytes per entry).
+// 85 MB of session ids (TestMemory measures 80 bytes per entry).
 const DefaultMaxEntries = 1 << 20
 
 // MaxIDLen is the longest id an entry may have. Clerk's ids (sess_…,
@@ -92,9 +103,22 @@ type List struct {
 	evicted atomic.Uint64
 }
 
-// shard maps an id to the Unix time in nanoseconds at which its denial
-// ends. A stored shard is never modified: writers replace it.
-type shard map[string]int64
+// shard maps an id to its denial. A stored shard is never modified:
+// writers replace it.
+type shard map[string]denial
+
+// denial is an Entry as a shard holds it, in Unix nanoseconds: until when
+// it lasts, and the latest iat it refuses, SkewMargin included
+// (math.MaxInt64 for every token).
+type denial struct {
+	until, upTo int64
+}
+
+// join is the denial that refuses what either d or o refuses: both bounds
+// only grow, so joins in any order give the same denial.
+func (d denial) join(o denial) denial {
+	return denial{max(d.until, o.until), max(d.upTo, o.upTo)}
+}
 
 // New returns an empty List.
 func New(opts Options) *List {
@@ -107,39 +131,70 @@ func New(opts Options) *List {
 	return &List{seed: maphash.MakeSeed(), now: opts.Now, max: opts.MaxEntries, soonest: math.MaxInt64}
 }
 
-// Check reports what denies a request of sessionID and userID at now:
-// Session if the session is denied, else User if the user is, else None.
-// An empty id is never denied. It takes no lock and allocates nothing.
-func (l *List) Check(sessionID, userID string, now time.Time) Kind {
+// Check reports what denies, at now, a token of sessionID and userID
+// issued at issuedAt: Session if the session is denied, else User if the
+// user is, else None. A token without iat (the zero issuedAt) counts as
+// issued at the beginning of time: every live denial of its ids refuses
+// it. An empty id is never denied. It takes no lock and allocates
+// nothing.
+func (l *List) Check(sessionID, userID string, issuedAt, now time.Time) Kind {
 	if l.size.Load() == 0 {
 		return None
 	}
 	n := now.UnixNano()
-	if sessionID != "" && l.denied(Session, sessionID, n) {
+	if sessionID != "" && l.denied(Session, sessionID, issuedAt, n) {
 		return Session
 	}
-	if userID != "" && l.denied(User, userID, n) {
+	if userID != "" && l.denied(User, userID, issuedAt, n) {
 		return User
 	}
 	return None
 }
 
-func (l *List) denied(k Kind, id string, now int64) bool {
+func (l *List) denied(k Kind, id string, issuedAt time.Time, now int64) bool {
 	s := l.slot(k, id).Load()
 	if s == nil {
 		return false
 	}
-	until, ok := (*s)[id]
-	return ok && now < until
+	d, ok := (*s)[id]
+	if !ok || now >= d.until {
+		return false
+	}
+	return issuedAt.IsZero() || unixNanos(issuedAt) <= d.upTo
+}
+
+// unixNanos is t in Unix nanoseconds, saturated where UnixNano is
+// undefined (before 1678, after 2262): an iat or a date far out must not
+// wrap around.
+func unixNanos(t time.Time) int64 {
+	switch s := t.Unix(); {
+	case s < math.MinInt64/int64(time.Second):
+		return math.MinInt64
+	case s >= math.MaxInt64/int64(time.Second):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// denialOf is e as a shard holds it.
+func denialOf(e Entry) denial {
+	d := denial{until: unixNanos(e.Until), upTo: math.MaxInt64}
+	if !e.IssuedBefore.IsZero() {
+		d.upTo = unixNanos(e.IssuedBefore)
+		if d.upTo < math.MaxInt64-int64(SkewMargin) {
+			d.upTo += int64(SkewMargin)
+		}
+	}
+	return d
 }
 
 func (l *List) slot(k Kind, id string) *atomic.Pointer[shard] {
 	return &l.shards[k-1][maphash.String(l.seed, id)&(shardCount-1)]
 }
 
-// Add denies each entry until its Until, or keeps the later expiry of an
-// entry already held, and reports how many entries were new or extended.
-// Entries of no known Kind, with an empty id or one longer than MaxIDLen,
+// Add denies each entry until its Until, or joins it with the entry
+// already held for its id (the later Until, the later IssuedBefore), and
+// reports how many entries were new or widened. Entries of no known Kind, with an empty id or one longer than MaxIDLen,
 // or whose Until has passed are ignored. Each touched shard is copied once
 // per call: callers with many entries should pass them together.
 func (l *List) Add(entries ...Entry) int {
@@ -157,8 +212,8 @@ func (l *List) Add(entries ...Entry) int {
 	changed := 0
 	size := l.size.Load()
 	for _, e := range entries {
-		until := e.Until.UnixNano()
-		if (e.Kind != Session && e.Kind != User) || e.ID == "" || len(e.ID) > MaxIDLen || until <= now {
+		d := denialOf(e)
+		if (e.Kind != Session && e.Kind != User) || e.ID == "" || len(e.ID) > MaxIDLen || d.until <= now {
 			continue
 		}
 		key := slotKey{e.Kind, maphash.String(l.seed, e.ID) & (shardCount - 1)}
@@ -169,14 +224,15 @@ func (l *List) Add(entries ...Entry) int {
 			copies[key] = s
 		}
 		old, held := s[e.ID]
-		if held && old >= until {
-			continue
-		}
-		if !held {
+		if held {
+			if d = old.join(d); d == old {
+				continue
+			}
+		} else {
 			size++
 		}
-		s[e.ID] = until
-		l.soonest = min(l.soonest, until)
+		s[e.ID] = d
+		l.soonest = min(l.soonest, d.until)
 		changed++
 	}
 	for key, s := range copies {
@@ -206,9 +262,9 @@ func cloneLive(s *shard, now int64, extra int) shard {
 		return make(shard, extra)
 	}
 	out := make(shard, len(*s)+extra)
-	for id, until := range *s {
-		if now < until {
-			out[id] = until
+	for id, d := range *s {
+		if now < d.until {
+			out[id] = d
 		}
 	}
 	return out
@@ -243,8 +299,8 @@ func (l *List) pruneLocked(now int64) {
 			}
 			s := *p
 			expired := false
-			for _, until := range s {
-				if until <= now {
+			for _, d := range s {
+				if d.until <= now {
 					expired = true
 					break
 				}
@@ -253,8 +309,8 @@ func (l *List) pruneLocked(now int64) {
 				s = cloneLive(p, now, 0)
 				l.shards[k][idx].Store(&s)
 			}
-			for _, until := range s {
-				soonest = min(soonest, until)
+			for _, d := range s {
+				soonest = min(soonest, d.until)
 			}
 			size += int64(len(s))
 		}
@@ -276,8 +332,8 @@ func (l *List) evictLocked() {
 	for k := range l.shards {
 		for idx := range l.shards[k] {
 			if p := l.shards[k][idx].Load(); p != nil {
-				for _, until := range *p {
-					all = append(all, until)
+				for _, d := range *p {
+					all = append(all, d.until)
 				}
 			}
 		}
@@ -294,16 +350,16 @@ func (l *List) evictLocked() {
 				continue
 			}
 			s := make(shard, len(*p))
-			for id, until := range *p {
-				if until < cut {
+			for id, d := range *p {
+				if d.until < cut {
 					continue
 				}
-				if until == cut && atCut > 0 {
+				if d.until == cut && atCut > 0 {
 					atCut--
 					continue
 				}
-				s[id] = until
-				soonest = min(soonest, until)
+				s[id] = d
+				soonest = min(soonest, d.until)
 			}
 			l.shards[k][idx].Store(&s)
 			newSize += int64(len(s))

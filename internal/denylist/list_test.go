@@ -13,6 +13,10 @@ import (
 
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// noIAT is the issuedAt of a token without iat: every live denial of its
+// ids refuses it.
+var noIAT time.Time
+
 func newList(clock *fakeclock.Clock, max int) *List {
 	return New(Options{MaxEntries: max, Now: clock.Now})
 }
@@ -25,10 +29,10 @@ func TestCheck(t *testing.T) {
 	l := newList(clock, 0)
 	until := testNow.Add(time.Hour)
 	l.Add(
-		Entry{Session, "sess_revoked", until},
-		Entry{User, "user_banned", until},
-		Entry{User, "user_both", until},
-		Entry{Session, "sess_both", until},
+		Entry{Kind: Session, ID: "sess_revoked", Until: until},
+		Entry{Kind: User, ID: "user_banned", Until: until},
+		Entry{Kind: User, ID: "user_both", Until: until},
+		Entry{Kind: Session, ID: "sess_both", Until: until},
 	)
 	for _, tc := range []struct {
 		name          string
@@ -48,7 +52,7 @@ func TestCheck(t *testing.T) {
 		{"after the expiry", "", "user_banned", until.Add(time.Second), None},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := l.Check(tc.session, tc.user, tc.at); got != tc.want {
+			if got := l.Check(tc.session, tc.user, noIAT, tc.at); got != tc.want {
 				t.Errorf("Check(%q, %q) = %v, want %v", tc.session, tc.user, got, tc.want)
 			}
 		})
@@ -68,20 +72,20 @@ func TestAdd(t *testing.T) {
 		// after which it must not.
 		deniedUntil time.Time
 	}{
-		{"new", nil, []Entry{{Session, "sess_a", hour}}, 1, 1, hour},
-		{"later expiry extends", []Entry{{Session, "sess_a", hour}},
-			[]Entry{{Session, "sess_a", hour.Add(time.Hour)}}, 1, 1, hour.Add(time.Hour)},
-		{"earlier expiry changes nothing", []Entry{{Session, "sess_a", hour}},
-			[]Entry{{Session, "sess_a", testNow.Add(time.Minute)}}, 0, 1, hour},
+		{"new", nil, []Entry{{Kind: Session, ID: "sess_a", Until: hour}}, 1, 1, hour},
+		{"later expiry extends", []Entry{{Kind: Session, ID: "sess_a", Until: hour}},
+			[]Entry{{Kind: Session, ID: "sess_a", Until: hour.Add(time.Hour)}}, 1, 1, hour.Add(time.Hour)},
+		{"earlier expiry changes nothing", []Entry{{Kind: Session, ID: "sess_a", Until: hour}},
+			[]Entry{{Kind: Session, ID: "sess_a", Until: testNow.Add(time.Minute)}}, 0, 1, hour},
 		{"same entry twice in one call", nil,
-			[]Entry{{Session, "sess_a", hour}, {Session, "sess_a", hour}}, 1, 1, hour},
+			[]Entry{{Kind: Session, ID: "sess_a", Until: hour}, {Kind: Session, ID: "sess_a", Until: hour}}, 1, 1, hour},
 		{"same id, both kinds", nil,
-			[]Entry{{Session, "sess_a", hour}, {User, "sess_a", hour}}, 2, 2, hour},
-		{"already expired", nil, []Entry{{Session, "sess_a", testNow}}, 0, 0, time.Time{}},
-		{"no kind", nil, []Entry{{None, "sess_a", hour}}, 0, 0, time.Time{}},
-		{"unknown kind", nil, []Entry{{Kind(9), "sess_a", hour}}, 0, 0, time.Time{}},
-		{"empty id", nil, []Entry{{Session, "", hour}}, 0, 0, time.Time{}},
-		{"id too long", nil, []Entry{{Session, string(make([]byte, long)), hour}}, 0, 0, time.Time{}},
+			[]Entry{{Kind: Session, ID: "sess_a", Until: hour}, {Kind: User, ID: "sess_a", Until: hour}}, 2, 2, hour},
+		{"already expired", nil, []Entry{{Kind: Session, ID: "sess_a", Until: testNow}}, 0, 0, time.Time{}},
+		{"no kind", nil, []Entry{{Kind: None, ID: "sess_a", Until: hour}}, 0, 0, time.Time{}},
+		{"unknown kind", nil, []Entry{{Kind: Kind(9), ID: "sess_a", Until: hour}}, 0, 0, time.Time{}},
+		{"empty id", nil, []Entry{{Kind: Session, ID: "", Until: hour}}, 0, 0, time.Time{}},
+		{"id too long", nil, []Entry{{Kind: Session, ID: string(make([]byte, long)), Until: hour}}, 0, 0, time.Time{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := fakeclock.New(testNow)
@@ -96,10 +100,10 @@ func TestAdd(t *testing.T) {
 			if tc.deniedUntil.IsZero() {
 				return
 			}
-			if l.Check("sess_a", "", tc.deniedUntil.Add(-time.Nanosecond)) != Session {
+			if l.Check("sess_a", "", noIAT, tc.deniedUntil.Add(-time.Nanosecond)) != Session {
 				t.Errorf("not denied just before %v", tc.deniedUntil)
 			}
-			if l.Check("sess_a", "", tc.deniedUntil) != None {
+			if l.Check("sess_a", "", noIAT, tc.deniedUntil) != None {
 				t.Errorf("still denied at %v", tc.deniedUntil)
 			}
 		})
@@ -114,23 +118,23 @@ func TestExpiry(t *testing.T) {
 		sweep func(l *List) // run once the first entries have expired
 		len   int           // entries held after it
 	}{
-		{"next Add", func(l *List) { l.Add(Entry{User, "user_new", testNow.Add(3 * time.Hour)}) }, 2},
+		{"next Add", func(l *List) { l.Add(Entry{Kind: User, ID: "user_new", Until: testNow.Add(3 * time.Hour)}) }, 2},
 		{"Prune", func(l *List) { l.Prune() }, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := fakeclock.New(testNow)
 			l := newList(clock, 0)
 			l.Add(
-				Entry{Session, "sess_a", testNow.Add(time.Minute)},
-				Entry{User, "user_a", testNow.Add(time.Minute)},
-				Entry{Session, "sess_b", testNow.Add(time.Hour)},
+				Entry{Kind: Session, ID: "sess_a", Until: testNow.Add(time.Minute)},
+				Entry{Kind: User, ID: "user_a", Until: testNow.Add(time.Minute)},
+				Entry{Kind: Session, ID: "sess_b", Until: testNow.Add(time.Hour)},
 			)
 			clock.Advance(time.Minute)
 			tc.sweep(l)
 			if got := l.Len(); got != tc.len {
 				t.Errorf("Len %d after the sweep, want %d", got, tc.len)
 			}
-			if l.Check("sess_b", "", clock.Now()) != Session {
+			if l.Check("sess_b", "", noIAT, clock.Now()) != Session {
 				t.Error("the live entry was dropped")
 			}
 		})
@@ -145,18 +149,18 @@ func TestCap(t *testing.T) {
 	l := newList(clock, max)
 	for i := range max {
 		// sess_i expires i+1 minutes from now.
-		l.Add(Entry{Session, sessionID(i), testNow.Add(time.Duration(i+1) * time.Minute)})
+		l.Add(Entry{Kind: Session, ID: sessionID(i), Until: testNow.Add(time.Duration(i+1) * time.Minute)})
 	}
 	if l.Len() != max || l.Stats().Evicted != 0 {
 		t.Fatalf("at the cap: %+v", l.Stats())
 	}
-	l.Add(Entry{User, "user_new", testNow.Add(time.Hour)})
+	l.Add(Entry{Kind: User, ID: "user_new", Until: testNow.Add(time.Hour)})
 	target := int(float64(max) * evictTo)
 	st := l.Stats()
 	if st.Entries != target || st.Evicted != uint64(max+1-target) {
 		t.Fatalf("after passing the cap: %+v, want %d entries, %d evicted", st, target, max+1-target)
 	}
-	if l.Check("", "user_new", testNow) != User {
+	if l.Check("", "user_new", noIAT, testNow) != User {
 		t.Error("the new denial was evicted")
 	}
 	gone := int(st.Evicted)
@@ -165,7 +169,7 @@ func TestCap(t *testing.T) {
 		if i < gone {
 			want = None
 		}
-		if got := l.Check(sessionID(i), "", testNow); got != want {
+		if got := l.Check(sessionID(i), "", noIAT, testNow); got != want {
 			t.Errorf("entry expiring in %d min: %v, want %v", i+1, got, want)
 		}
 	}
@@ -173,7 +177,7 @@ func TestCap(t *testing.T) {
 	// Expired entries go before live ones are evicted.
 	clock.Advance(time.Duration(gone+2) * time.Minute) // two more expire
 	for i := range 2 {
-		l.Add(Entry{User, fmt.Sprintf("user_%d", i), testNow.Add(2 * time.Hour)})
+		l.Add(Entry{Kind: User, ID: fmt.Sprintf("user_%d", i), Until: testNow.Add(2 * time.Hour)})
 	}
 	if got := l.Stats().Evicted; got != st.Evicted {
 		t.Errorf("evicted %d live entries while expired ones were held", got-st.Evicted)
@@ -188,7 +192,7 @@ func TestCapTies(t *testing.T) {
 	l := newList(clock, max)
 	batch := make([]Entry, max+1)
 	for i := range batch {
-		batch[i] = Entry{Session, sessionID(i), testNow.Add(time.Hour)}
+		batch[i] = Entry{Kind: Session, ID: sessionID(i), Until: testNow.Add(time.Hour)}
 	}
 	l.Add(batch...)
 	if got, want := l.Len(), int(float64(max)*evictTo); got != want {
@@ -201,13 +205,13 @@ func TestCapTies(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	clock := fakeclock.New(testNow)
 	l := newList(clock, 512)
-	l.Add(Entry{User, "user_always", testNow.Add(24 * time.Hour)})
+	l.Add(Entry{Kind: User, ID: "user_always", Until: testNow.Add(24 * time.Hour)})
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
-				if l.Check(sessionID(7), "user_always", testNow) == None {
+				if l.Check(sessionID(7), "user_always", noIAT, testNow) == None {
 					t.Error("a denial vanished during writes")
 					return
 				}
@@ -215,7 +219,7 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	for i := range 2000 {
-		l.Add(Entry{Session, sessionID(i), testNow.Add(time.Duration(i%50+1) * time.Minute)})
+		l.Add(Entry{Kind: Session, ID: sessionID(i), Until: testNow.Add(time.Duration(i%50+1) * time.Minute)})
 		if i%100 == 0 {
 			l.Prune()
 		}
@@ -227,12 +231,12 @@ func TestConcurrentUse(t *testing.T) {
 func TestCheckAllocatesNothing(t *testing.T) {
 	clock := fakeclock.New(testNow)
 	l := newList(clock, 0)
-	l.Add(Entry{Session, sessionID(1), testNow.Add(time.Hour)}, Entry{User, "user_x", testNow.Add(time.Hour)})
+	l.Add(Entry{Kind: Session, ID: sessionID(1), Until: testNow.Add(time.Hour)}, Entry{Kind: User, ID: "user_x", Until: testNow.Add(time.Hour)})
 	miss, hit := sessionID(2), sessionID(1)
 	if n := testing.AllocsPerRun(1000, func() {
-		l.Check(miss, "user_y", testNow)
-		l.Check(hit, "user_y", testNow)
-		l.Check("", "user_x", testNow)
+		l.Check(miss, "user_y", noIAT, testNow)
+		l.Check(hit, "user_y", noIAT, testNow)
+		l.Check("", "user_x", noIAT, testNow)
 	}); n != 0 {
 		t.Errorf("Check allocates %v times per run, want 0", n)
 	}
@@ -260,11 +264,12 @@ func TestMemory(t *testing.T) {
 }
 
 // addSessions denies n sessions with ids of their own, as decoding a
-// webhook or a storage file makes them, in one Add.
+// webhook or a storage file makes them, in one Add: each refuses the
+// tokens issued up to testNow.
 func addSessions(l *List, n int, until time.Time) {
 	entries := make([]Entry, n)
 	for i := range entries {
-		entries[i] = Entry{Session, sessionID(i), until}
+		entries[i] = Entry{Kind: Session, ID: sessionID(i), Until: until, IssuedBefore: testNow}
 	}
 	l.Add(entries...)
 }
