@@ -10,8 +10,11 @@
 // else writes it, so no lock is taken: the same pattern as caddy-ratelimit's
 // distributed mode. An instance writes its document as soon as it learns a
 // denial, and every SyncEvery lists the prefix, loads every document and
-// adds what it finds to its denylist. Denials only ever grow until they
-// expire, so a merge is a union and needs no ordering between instances.
+// adds what it finds to its denylist. A denial has two bounds, when it
+// ends and the latest token issue time it refuses, and a merge keeps the
+// later of each: denials only ever grow until they expire, so a merge is a
+// union and needs no ordering between instances. The document's format is
+// described on the document type.
 //
 // A starting instance loads every document before Start returns and Ready
 // closes, so a restarted instance denies at once what the cluster denied.

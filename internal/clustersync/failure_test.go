@@ -24,12 +24,23 @@ func TestCorruptDocument(t *testing.T) {
 		body string
 	}{
 		{"empty", ""},
-		{"not JSON", `{"version":1,"sessions":{"sess_x":`},
-		{"newer version", `{"version":2,"sessions":{"sess_x":9999999999}}`},
+		{"not JSON", `{"version":2,"sessions":{"sess_x":`},
+		{"newer version", `{"version":3,"sessions":{"sess_x":[9999999999,1]}}`},
+		{"no version", `{"sessions":{"sess_x":[9999999999,1]}}`},
 		{"not a document", `["sess_x"]`},
 		{"expiry not a number", `{"version":1,"sessions":{"sess_x":"later"}}`},
 		{"empty id", `{"version":1,"sessions":{"":9999999999}}`},
 		{"no expiry", `{"version":1,"users":{"user_x":0}}`},
+		{"version 2, a number for a pair", `{"version":2,"sessions":{"sess_x":9999999999}}`},
+		{"version 1, a pair for a number", `{"version":1,"sessions":{"sess_x":[9999999999,1]}}`},
+		{"one number", `{"version":2,"users":{"user_x":[9999999999]}}`},
+		{"three numbers", `{"version":2,"users":{"user_x":[9999999999,1,2]}}`},
+		{"no numbers", `{"version":2,"users":{"user_x":[]}}`},
+		{"before zero", `{"version":2,"users":{"user_x":[9999999999,0]}}`},
+		{"before negative", `{"version":2,"sessions":{"sess_x":[9999999999,-5]}}`},
+		{"until zero", `{"version":2,"sessions":{"sess_x":[0,1772366400]}}`},
+		{"before not an integer", `{"version":2,"sessions":{"sess_x":[9999999999,1.5]}}`},
+		{"a good entry next to a bad one", `{"version":2,"sessions":{"sess_x":[9999999999,1772366400]},"users":{"user_x":[9999999999,-1]}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := fakeclock.New(testNow)

@@ -58,7 +58,7 @@ func TestFlush(t *testing.T) {
 			entries, err := decode(raw)
 			mustDo(t, err)
 			for _, sid := range step.stored {
-				if entries[entryKey{denylist.Session, sid}] == 0 {
+				if entries[entryKey{denylist.Session, sid}].until == 0 {
 					t.Errorf("the stored document lacks %s: %s", sid, raw)
 				}
 			}

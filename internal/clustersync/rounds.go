@@ -67,11 +67,11 @@ func (s *Syncer) read(ctx context.Context) error {
 		}
 		delete(s.corrupt, key)
 		var last int64
-		for k, until := range entries {
-			if until > now.Unix() {
-				merged = append(merged, denylist.Entry{Kind: k.kind, ID: k.id, Until: time.Unix(until, 0)})
+		for k, d := range entries {
+			if d.until > now.Unix() {
+				merged = append(merged, d.entry(k))
 			}
-			last = max(last, until)
+			last = max(last, d.until)
 		}
 		if last <= now.Unix() && key != s.ownKey {
 			s.prune(ctx, key)
@@ -115,9 +115,9 @@ func (s *Syncer) checkOwn(raw []byte, now time.Time) {
 		s.adopted = true
 		if entries, err := decode(raw); err == nil {
 			learned := len(s.local) > 0 // by Deny before this read
-			for k, until := range entries {
-				if until > now.Unix() && until > s.local[k] {
-					s.local[k] = until
+			for k, d := range entries {
+				if d.until > now.Unix() {
+					s.local[k] = s.local[k].join(d)
 				}
 			}
 			s.written, s.dirty = raw, learned
@@ -146,8 +146,8 @@ func (s *Syncer) write(ctx context.Context) error {
 	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	s.adopted = true // a write from here on is the document's truth
-	for k, until := range s.local {
-		if until <= now.Unix() {
+	for k, d := range s.local {
+		if d.until <= now.Unix() {
 			delete(s.local, k)
 			s.dirty = true
 		}

@@ -28,10 +28,10 @@ type Syncer struct {
 	seed    maphash.Seed
 
 	mu      sync.Mutex
-	local   map[entryKey]int64 // denials learned here, until in Unix seconds
-	dirty   bool               // local differs from the document last written
-	written []byte             // the document last written; nil if none
-	adopted bool               // the first read has run: own document taken over
+	local   map[entryKey]denial // denials learned here
+	dirty   bool                // local differs from the document last written
+	written []byte              // the document last written; nil if none
+	adopted bool                // the first read has run: own document taken over
 
 	round   chan struct{}      // holds a token while a round or write runs
 	seen    map[string]seenDoc // documents merged, by key; guarded by round
@@ -101,7 +101,7 @@ func New(storage certmagic.Storage, list *denylist.List, opts Options, log *zap.
 		log:     log,
 		ownKey:  path.Join(o.Prefix, o.InstanceID+".json"),
 		seed:    maphash.MakeSeed(),
-		local:   make(map[entryKey]int64),
+		local:   make(map[entryKey]denial),
 		seen:    make(map[string]seenDoc),
 		corrupt: make(map[string]bool),
 		kick:    make(chan struct{}, 1),
@@ -124,9 +124,9 @@ func (s *Syncer) Deny(entries ...denylist.Entry) {
 		if e.Kind != denylist.Session && e.Kind != denylist.User || e.ID == "" || len(e.ID) > denylist.MaxIDLen {
 			continue
 		}
-		k, until := entryKey{e.Kind, e.ID}, untilSeconds(e.Until)
-		if until > s.local[k] {
-			s.local[k] = until
+		k := entryKey{e.Kind, e.ID}
+		if d := s.local[k].join(denialOf(e)); d != s.local[k] {
+			s.local[k] = d
 			s.dirty = true
 		}
 	}
