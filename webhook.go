@@ -48,11 +48,12 @@ const (
 )
 
 // Webhook receives Clerk's webhook events (delivered by Svix) and acts on
-// the ones that matter at the edge: a revoked, ended or removed session,
-// and a deleted or banned user, are denied by every clerk_auth handler of
-// every Caddy that shares this one's storage, their cached tokens
-// included; a changed user, organization or membership drops its
-// enrichment data. Deliveries must carry a valid Svix signature made with
+// the ones that matter at the edge: the tokens of a revoked, ended or
+// removed session, and of a deleted or banned user, issued up to the
+// event, are refused by every clerk_auth handler of every Caddy that
+// shares this one's storage, cached tokens included; a token issued after
+// it (an unbanned user's next one) passes. A changed user, organization
+// or membership drops its enrichment data. Deliveries must carry a valid Svix signature made with
 // the endpoint's signing secret and a timestamp within 5 minutes; anything
 // else is refused (400, 401 or 413) and changes nothing. A delivery that
 // denies is answered 200 only once its denial is in the storage: if the
@@ -67,10 +68,10 @@ type Webhook struct {
 	// Never logged.
 	SigningSecret string `json:"signing_secret"`
 
-	// How long a session or user stays denied: as long as the
-	// longest-lived token it may hold can still verify. Default: 24h, 1m
-	// to 366 days. Session tokens live 60s; set it to your longest JWT
-	// template or OAuth JWT lifetime if that is longer.
+	// How long a denial is kept: as long as the longest-lived token
+	// issued before the event can still verify. Default: 24h, 1m to 366
+	// days. Session tokens live 60s; set it to your longest JWT template
+	// or OAuth JWT lifetime if that is longer.
 	DenyFor caddy.Duration `json:"deny_for,omitempty"`
 
 	// How often this Caddy reads denials from the storage. Default: 5s.
@@ -161,14 +162,17 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	if duplicate {
 		return wh.acknowledgeDuplicate(w, r, ev)
 	}
-	now := timeNow()
+	// A denial refuses the tokens issued up to the event: Clerk mints none
+	// for a revoked session or a banned user afterwards, so a later token
+	// follows an unban and passes at once.
+	until := timeNow().Add(wh.denyFor)
 	var denials []denylist.Entry
 	for _, a := range ev.Actions {
 		switch a.Kind {
 		case webhook.DenySession:
-			denials = append(denials, denylist.Entry{Kind: denylist.Session, ID: a.ID, Until: now.Add(wh.denyFor)})
+			denials = append(denials, denylist.Entry{Kind: denylist.Session, ID: a.ID, Until: until, IssuedBefore: ev.Occurred})
 		case webhook.DenyUser:
-			denials = append(denials, denylist.Entry{Kind: denylist.User, ID: a.ID, Until: now.Add(wh.denyFor)})
+			denials = append(denials, denylist.Entry{Kind: denylist.User, ID: a.ID, Until: until, IssuedBefore: ev.Occurred})
 		case webhook.ForgetUser, webhook.ForgetOrganization:
 			forgetEnrichment(a.ID)
 		}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -12,8 +13,13 @@ type Event struct {
 	ID string
 	// Type is Clerk's event type, e.g. "session.revoked".
 	Type string
-	// Timestamp is the delivery's svix-timestamp.
+	// Timestamp is the delivery's svix-timestamp: when this attempt was
+	// signed, which a retry changes.
 	Timestamp time.Time
+	// Occurred is when the event happened, in Clerk's clock: the payload's
+	// timestamp, the same on every retry, at most Timestamp (see
+	// occurredAt).
+	Occurred time.Time
 	// Actions are what the event asks of clerk_auth; none for an event it
 	// does not act on.
 	Actions []Action
@@ -35,9 +41,10 @@ type ActionKind uint8
 
 // Action kinds.
 const (
-	// DenySession: refuse every token of session ID.
+	// DenySession: refuse the tokens of session ID issued up to the
+	// event (Event.Occurred).
 	DenySession ActionKind = iota + 1
-	// DenyUser: refuse every token of user ID.
+	// DenyUser: refuse the tokens of user ID issued up to the event.
 	DenyUser
 	// ForgetUser: drop the enrichment cache entries of user ID.
 	ForgetUser
@@ -75,8 +82,9 @@ const MaxIDLen = 128
 // envelope is Clerk's event, as @clerk/backend's WebhookEvent types it:
 // {type, object: "event", data, timestamp, instance_id, event_attributes}.
 type envelope struct {
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
+	Type      string          `json:"type"`
+	Data      json.RawMessage `json:"data"`
+	Timestamp json.RawMessage `json:"timestamp"` // Unix milliseconds
 }
 
 // eventData holds the fields of the data objects acted on: SessionJSON,
@@ -93,18 +101,50 @@ type eventData struct {
 	} `json:"organization"` // OrganizationMembershipJSON
 }
 
-// actionsOf decodes body and lists what its event asks for. A user.updated
-// for a banned user denies the user: Clerk sends no event of its own for a
-// ban. An unban is only a cache drop: a denial cannot be lifted, it
-// expires (see the denylist package).
-func actionsOf(body []byte) (string, []Action, error) {
+// decodeEvent decodes body into its type, what its event asks for and the
+// payload's timestamp (zero if it has none usable). A user.updated for a
+// banned user denies the user: Clerk sends no event of its own for a ban.
+// An unban is only a cache drop: the denial refuses the tokens issued up
+// to the ban, and Clerk mints the unbanned user new ones.
+func decodeEvent(body []byte) (Event, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return "", nil, fmt.Errorf("%w: the body is not a JSON event: %v", ErrMalformed, err)
+		return Event{}, fmt.Errorf("%w: the body is not a JSON event: %v", ErrMalformed, err)
 	}
 	if env.Type == "" {
-		return "", nil, fmt.Errorf("%w: the event has no type", ErrMalformed)
+		return Event{}, fmt.Errorf("%w: the event has no type", ErrMalformed)
 	}
+	occurred, err := payloadTime(env.Timestamp)
+	if err != nil {
+		return Event{}, err
+	}
+	typ, actions, err := actionsOf(env)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{Type: typ, Actions: actions, Occurred: occurred}, nil
+}
+
+// payloadTime reads the event's timestamp, Unix milliseconds. Absent,
+// null, or a number that is not a positive integer is the zero time: the
+// caller falls back on the svix-timestamp. Any other JSON value is
+// malformed, as a mistyped member of the data is.
+func payloadTime(raw json.RawMessage) (time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, nil
+	}
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return time.Time{}, fmt.Errorf("%w: the event's timestamp is not a number", ErrMalformed)
+	}
+	ms, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(ms), nil
+}
+
+// actionsOf lists what the event of env asks for.
+func actionsOf(env envelope) (string, []Action, error) {
 	var kinds func(d *eventData) []Action
 	switch env.Type {
 	case "session.revoked", "session.ended", "session.removed":

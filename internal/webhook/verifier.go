@@ -143,12 +143,12 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Event, error) {
 	if err := v.wh.VerifyIgnoringTimestamp(body, signed); err != nil {
 		return Event{}, ErrSignature // the library's error says no more
 	}
-	typ, actions, err := actionsOf(body)
+	ev, err := decodeEvent(body)
 	if err != nil {
 		return Event{}, err
 	}
-	ev := Event{ID: id, Type: typ, Timestamp: ts, Actions: actions}
-	if len(actions) == 0 {
+	ev.ID, ev.Timestamp, ev.Occurred = id, ts, occurredAt(ev.Occurred, ts)
+	if len(ev.Actions) == 0 {
 		return ev, nil
 	}
 	// Remembered past the end of the window: the second of ts is
@@ -161,6 +161,20 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: %s", err, id)
 	}
 	return ev, nil
+}
+
+// occurredAt is when an event happened: its payload's timestamp, signed
+// by Clerk and the same on every retry, so that a late retry dates its
+// denial as the first delivery did. It is at most the svix-timestamp: a
+// denial must not reach forward to tokens minted after its delivery was
+// signed. Without a payload timestamp it is the svix-timestamp, which is
+// later than the event and only widens a denial to tokens Clerk minted
+// between the event and the delivery.
+func occurredAt(payload, signed time.Time) time.Time {
+	if payload.IsZero() || payload.After(signed) {
+		return signed
+	}
+	return payload
 }
 
 // Forget drops a remembered id, so that the next delivery of it is
