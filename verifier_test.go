@@ -264,6 +264,28 @@ func TestIdentityFromClaims(t *testing.T) {
 		t.Errorf("ExpiresAt %v", id.ExpiresAt)
 	}
 
+	t.Run("iat", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			opts []clerktest.Option
+			want time.Time
+		}{
+			{"issued now", nil, testNow},
+			{"issued earlier", []clerktest.Option{clerktest.IssuedAt(testNow.Add(-30 * time.Second))}, testNow.Add(-30 * time.Second)},
+			{"no iat", []clerktest.Option{claimsOpt("iat", nil)}, time.Time{}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				id, err := v.verify(context.Background(), iss.Mint(tc.opts...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !id.IssuedAt.Equal(tc.want) {
+					t.Errorf("IssuedAt %v, want %v", id.IssuedAt, tc.want)
+				}
+			})
+		}
+	})
+
 	t.Run("v2 org", func(t *testing.T) {
 		id, err := v.verify(context.Background(), iss.Mint(clerktest.V2(clerktest.OrgV2{ID: "org_2", Slug: "beta", Role: "member"})))
 		if err != nil {

@@ -129,7 +129,7 @@ func storedDenials(t *testing.T, storage string) map[string]bool {
 			t.Fatal(err)
 		}
 		var doc struct {
-			Sessions, Users map[string]int64
+			Sessions, Users map[string]json.RawMessage
 		}
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -289,11 +289,11 @@ func TestWebhookDeliveries(t *testing.T) {
 	})
 }
 
-// TestWebhookRevocation: a revoked session, and every token of a deleted
-// or banned user (API keys included), are refused on the same Caddy at
-// once, their cached tokens included, while other sessions and users pass;
-// an optional route serves them as anonymous with the reason; and the
-// denial ends after deny_for.
+// TestWebhookRevocation: the tokens of a revoked session, and of a
+// deleted or banned user (API keys included), issued up to the event are
+// refused on the same Caddy at once, their cached tokens included, while
+// other sessions and users pass; an optional route serves them as
+// anonymous with the reason; and the denial ends after deny_for.
 func TestWebhookRevocation(t *testing.T) {
 	const denyFor = time.Hour
 	iss := clerktest.Start(t)
@@ -364,6 +364,11 @@ func TestWebhookRevocation(t *testing.T) {
 	})
 	t.Run("denials end after deny_for", func(t *testing.T) {
 		start := clock.Now()
+		// Issued at the events, and living longer than deny_for.
+		longLived := func(sid, sub string) string {
+			return iss.Mint(clerktest.IssuedAt(start), clerktest.Lifetime(2*denyFor), clerktest.WithClaims(map[string]any{"sid": sid, "sub": sub}))
+		}
+		tokens := []string{longLived("sess_revoked", "user_a"), longLived("sess_c3", "user_deleted")}
 		for _, tc := range []struct {
 			advance time.Duration
 			status  int
@@ -372,8 +377,7 @@ func TestWebhookRevocation(t *testing.T) {
 			{2 * time.Second, http.StatusOK},
 		} {
 			clock.Advance(tc.advance)
-			// Fresh tokens: the first ones expired long ago.
-			for _, token := range []string{sessionToken(iss, "sess_revoked", "user_a"), sessionToken(iss, "sess_c3", "user_deleted")} {
+			for _, token := range tokens {
 				up.reset()
 				resp, body := do(t, tester, http.MethodGet, "/a/x", bearer(token))
 				if resp.StatusCode != tc.status {
