@@ -183,7 +183,9 @@ func snapshot(t *testing.T, dir string) map[string][sha256.Size]byte {
 // reaches the other two within a few sync periods, their token caches
 // included, and a fourth process started later refuses at its first
 // request; forged and stale deliveries are refused and change nothing, and
-// a duplicate is acknowledged and changes nothing.
+// a duplicate is acknowledged and changes nothing. A ban refuses the
+// tokens issued before it everywhere, and one minted after it passes
+// everywhere.
 func TestRevocationAcrossProcesses(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello "+r.Header.Get("X-User-Id"))
@@ -200,7 +202,10 @@ func TestRevocationAcrossProcesses(t *testing.T) {
 	victim := mint("user_victim", "sess_victim")
 	bystander := mint("user_bystander", "sess_bystander")
 	gone := []string{mint("user_gone", "sess_gone_a"), mint("user_gone", "sess_gone_b")}
-	all := append([]string{victim, bystander}, gone...)
+	// Issued before the ban below, which is dated a minute back.
+	preBan := f.iss.Mint(clerktest.IssuedAt(time.Now().Add(-2*time.Minute)), clerktest.Lifetime(time.Hour),
+		clerktest.WithClaims(map[string]any{"sub": "user_banned", "sid": "sess_banned"}))
+	all := append([]string{victim, bystander, preBan}, gone...)
 
 	// Each process verifies each token, then serves it from its cache.
 	for _, url := range f.urls {
@@ -300,6 +305,26 @@ func TestRevocationAcrossProcesses(t *testing.T) {
 		}
 		if got := ask(t, late, bystander); got != accepted {
 			t.Errorf("another session answered %v, want %v", got, accepted)
+		}
+	})
+
+	t.Run("ban, then a token minted after it", func(t *testing.T) {
+		// Clerk signed the ban a minute ago (a delayed delivery), so that a
+		// token minted now is past the event and its margin.
+		f.iss.SetNow(func() time.Time { return time.Now().Add(-time.Minute) })
+		ban := f.iss.NewWebhook("user.updated", clerktest.UserData("user_banned", true))
+		f.iss.SetNow(nil)
+		if status, err := ban.Post(hook, ban.Header(f.iss.WebhookSecret())); err != nil || status != http.StatusOK {
+			t.Fatalf("the signed delivery: %d, %v; want 200", status, err)
+		}
+		// Once unbanned in Clerk, the user's next token.
+		unbanned := mint("user_banned", "sess_banned")
+		userRevoked := answer{http.StatusUnauthorized, "user-revoked"}
+		for _, url := range f.urls {
+			awaitAnswer(t, url, preBan, userRevoked, deadline)
+			if got := ask(t, url, unbanned); got != accepted {
+				t.Errorf("%s answered %v for a token minted after the ban, want %v", url, got, accepted)
+			}
 		}
 	})
 
