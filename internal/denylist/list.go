@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Kind is what a denial refuses: every token of a session, or of a user.
+// Kind is what a denial names: a session, or a user.
 type Kind uint8
 
 // Kinds of denial. None is what Check returns for a request nothing denies.
@@ -52,7 +52,7 @@ type Entry struct {
 const SkewMargin = 5 * time.Second
 
 // DefaultMaxEntries is the cap a zero Options.MaxEntries stands for: about
-// 85 MB of session ids (TestMemory measures 80 bytes per entry).
+// 84 MB of session ids (TestMemory measures 80 bytes per entry).
 const DefaultMaxEntries = 1 << 20
 
 // MaxIDLen is the longest id an entry may have. Clerk's ids (sess_…,
