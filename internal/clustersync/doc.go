@@ -16,14 +16,21 @@
 // union and needs no ordering between instances. The document's format is
 // described on the document type.
 //
+// The same documents carry forget marks (Syncer.Forget): the ids of users
+// and organizations whose data changed in Clerk, with the second each was
+// forgotten. Every other instance calls Options.OnForget once per mark it
+// has not applied yet, within one SyncEvery, so that what it cached of the
+// id is fetched again. A mark is kept for Options.ForgetRetention, longer
+// than any such cache lives, then dropped.
+//
 // A starting instance loads every document before Start returns and Ready
 // closes, so a restarted instance denies at once what the cluster denied.
 //
 // # Housekeeping
 //
-// A document whose entries have all expired is deleted by whichever
-// instance reads it: dead instances leave nothing behind for longer than
-// their denials last. An instance whose own document was deleted or
+// A document whose denials have all ended and whose marks have all lapsed
+// is deleted by whichever instance reads it: dead instances leave nothing
+// behind for longer than their entries last. An instance whose own document was deleted or
 // changed under it (a prune that raced its write, an operator) writes it
 // again in its next round.
 //

@@ -27,12 +27,24 @@ var ErrCorrupt = errors.New("corrupt denylist document")
 // about 20 bytes an entry smaller without repeated member names. Version 1
 // mapped each id to its until alone; it is still read, as denials of every
 // token.
+//
+// Version 2 also holds forget marks: a user_… or org_… id whose Clerk data
+// changed, mapped to the Unix second this instance was told, as in
+// "forget":{"user_1":1767139200}. The other instances drop what they
+// cached of it (see Syncer.Forget). Only ids and times: never user data.
 type document struct {
 	Version  int             `json:"version"`
 	Instance string          `json:"instance"`
 	Written  int64           `json:"written"`
 	Sessions json.RawMessage `json:"sessions,omitempty"`
 	Users    json.RawMessage `json:"users,omitempty"`
+	Forget   json.RawMessage `json:"forget,omitempty"`
+}
+
+// contents is what one document holds.
+type contents struct {
+	denials map[entryKey]denial
+	forgets map[string]int64 // id → the Unix second it was forgotten
 }
 
 // documentVersion is the version written; versionEveryToken is still read.
@@ -85,10 +97,10 @@ func (d denial) entry(k entryKey) denylist.Entry {
 	return e
 }
 
-// encode writes entries as the document of instance.
-func encode(instance string, now time.Time, entries map[entryKey]denial) ([]byte, error) {
+// encode writes c as the document of instance.
+func encode(instance string, now time.Time, c contents) ([]byte, error) {
 	var sessions, users map[string][2]int64
-	for k, d := range entries {
+	for k, d := range c.denials {
 		m := &sessions
 		if k.kind == denylist.User {
 			m = &users
@@ -106,35 +118,62 @@ func encode(instance string, now time.Time, entries map[entryKey]denial) ([]byte
 	if d.Users, err = marshalIfAny(users); err != nil {
 		return nil, err
 	}
+	if d.Forget, err = marshalIfAny(c.forgets); err != nil {
+		return nil, err
+	}
 	return json.Marshal(d) // maps are written in key order: equal entries, equal bytes
 }
 
-func marshalIfAny(m map[string][2]int64) (json.RawMessage, error) {
+func marshalIfAny[V any](m map[string]V) (json.RawMessage, error) {
 	if len(m) == 0 {
 		return nil, nil
 	}
 	return json.Marshal(m)
 }
 
-// decode reads a document of either version into its entries.
-func decode(raw []byte) (map[entryKey]denial, error) {
+// decode reads a document of either version. Version 1 had no forget
+// marks: a forget member there is ignored, as it always was.
+func decode(raw []byte) (contents, error) {
 	var d document
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return contents{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if d.Version != documentVersion && d.Version != versionEveryToken {
-		return nil, fmt.Errorf("%w: version %d, want %d or %d", ErrCorrupt, d.Version, documentVersion, versionEveryToken)
+		return contents{}, fmt.Errorf("%w: version %d, want %d or %d", ErrCorrupt, d.Version, documentVersion, versionEveryToken)
 	}
-	out := make(map[entryKey]denial)
+	out := contents{denials: make(map[entryKey]denial)}
 	for _, part := range []struct {
 		kind denylist.Kind
 		raw  json.RawMessage
 	}{{denylist.Session, d.Sessions}, {denylist.User, d.Users}} {
-		if err := decodeMap(out, part.kind, part.raw, d.Version); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		if err := decodeMap(out.denials, part.kind, part.raw, d.Version); err != nil {
+			return contents{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+	}
+	if d.Version == documentVersion {
+		var err error
+		if out.forgets, err = decodeForgets(d.Forget); err != nil {
+			return contents{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 	}
 	return out, nil
+}
+
+// decodeForgets reads the forget marks of a version 2 document.
+func decodeForgets(raw json.RawMessage) (map[string]int64, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var m map[string]int64
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	for id, at := range m {
+		if !forgettable(id) || at <= 0 {
+			return nil, errors.New("a forget mark without a user or organization id, or its time")
+		}
+	}
+	return m, nil
 }
 
 // decodeMap adds the denials of one kind to out.

@@ -10,51 +10,69 @@ import (
 	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
 )
 
-// A document holds both bounds of each denial, reads back as written, and
-// is the same bytes for the same denials whatever the order they came in.
+// A document holds both bounds of each denial and the time of each forget
+// mark, reads back as written, and is the same bytes for the same entries
+// whatever the order they came in.
 func TestDocumentRoundTrip(t *testing.T) {
 	until := testNow.Add(time.Hour).Unix()
-	entries := map[entryKey]denial{
+	denials := map[entryKey]denial{
 		{denylist.Session, "sess_1"}: {until, testNow.Unix()},
 		{denylist.Session, "sess_2"}: {until + 60, everyToken},
 		{denylist.User, "user_1"}:    {until, testNow.Add(-time.Minute).Unix()},
 	}
-	raw, err := encode("a", testNow, entries)
-	mustDo(t, err)
-	const want = `{"version":2,"instance":"a","written":1772366400,` +
-		`"sessions":{"sess_1":[1772370000,1772366400],"sess_2":[1772370060,9223372036854775807]},` +
-		`"users":{"user_1":[1772370000,1772366340]}}`
-	if string(raw) != want {
-		t.Errorf("encoded\n%s\nwant\n%s", raw, want)
-	}
-	got, err := decode(raw)
-	mustDo(t, err)
-	if !maps.Equal(got, entries) {
-		t.Errorf("decoded %v, want %v", got, entries)
-	}
-	for range 20 { // map iteration order varies from call to call
-		again, err := encode("a", testNow, maps.Clone(entries))
-		mustDo(t, err)
-		if string(again) != string(raw) {
-			t.Fatalf("equal entries, different bytes:\n%s\n%s", raw, again)
-		}
+	forgets := map[string]int64{"user_1": testNow.Unix(), "org_1": testNow.Unix() - 5}
+	for _, tc := range []struct {
+		name string
+		c    contents
+		want string
+	}{
+		{"denials", contents{denials: denials}, `{"version":2,"instance":"a","written":1772366400,` +
+			`"sessions":{"sess_1":[1772370000,1772366400],"sess_2":[1772370060,9223372036854775807]},` +
+			`"users":{"user_1":[1772370000,1772366340]}}`},
+		{"forget marks", contents{denials: map[entryKey]denial{}, forgets: forgets}, `{"version":2,"instance":"a","written":1772366400,` +
+			`"forget":{"org_1":1772366395,"user_1":1772366400}}`},
+		{"both", contents{denials: denials, forgets: forgets}, `{"version":2,"instance":"a","written":1772366400,` +
+			`"sessions":{"sess_1":[1772370000,1772366400],"sess_2":[1772370060,9223372036854775807]},` +
+			`"users":{"user_1":[1772370000,1772366340]},"forget":{"org_1":1772366395,"user_1":1772366400}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := encode("a", testNow, tc.c)
+			mustDo(t, err)
+			if string(raw) != tc.want {
+				t.Errorf("encoded\n%s\nwant\n%s", raw, tc.want)
+			}
+			got, err := decode(raw)
+			mustDo(t, err)
+			if !maps.Equal(got.denials, tc.c.denials) || !maps.Equal(got.forgets, tc.c.forgets) {
+				t.Errorf("decoded %v, want %v", got, tc.c)
+			}
+			for range 20 { // map iteration order varies from call to call
+				again, err := encode("a", testNow, contents{maps.Clone(tc.c.denials), maps.Clone(tc.c.forgets)})
+				mustDo(t, err)
+				if string(again) != string(raw) {
+					t.Fatalf("equal entries, different bytes:\n%s\n%s", raw, again)
+				}
+			}
+		})
 	}
 }
 
 // A version 1 document, written before denials had an issue bound, is
-// read as denials of every token.
+// read as denials of every token. It had no forget marks: a forget member
+// there is ignored, as it always was.
 func TestDocumentVersion1(t *testing.T) {
-	raw := []byte(`{"version":1,"instance":"old","written":1772366400,"sessions":{"sess_1":1772370000},"users":{"user_1":1772370060}}`)
+	raw := []byte(`{"version":1,"instance":"old","written":1772366400,"sessions":{"sess_1":1772370000},"users":{"user_1":1772370060},` +
+		`"forget":{"user_1":"not a mark"}}`)
 	got, err := decode(raw)
 	mustDo(t, err)
 	want := map[entryKey]denial{
 		{denylist.Session, "sess_1"}: {1772370000, everyToken},
 		{denylist.User, "user_1"}:    {1772370060, everyToken},
 	}
-	if !maps.Equal(got, want) {
-		t.Fatalf("decoded %v, want %v", got, want)
+	if !maps.Equal(got.denials, want) || got.forgets != nil {
+		t.Fatalf("decoded %v, want %v and no marks", got, want)
 	}
-	for k, d := range got {
+	for k, d := range got.denials {
 		if e := d.entry(k); !e.IssuedBefore.IsZero() {
 			t.Errorf("%s: IssuedBefore %v, want zero (every token)", k.id, e.IssuedBefore)
 		}

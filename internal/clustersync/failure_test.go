@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,16 @@ func TestCorruptDocument(t *testing.T) {
 		{"until zero", `{"version":2,"sessions":{"sess_x":[0,1772366400]}}`},
 		{"before not an integer", `{"version":2,"sessions":{"sess_x":[9999999999,1.5]}}`},
 		{"a good entry next to a bad one", `{"version":2,"sessions":{"sess_x":[9999999999,1772366400]},"users":{"user_x":[9999999999,-1]}}`},
+		{"forget mark zero", `{"version":2,"sessions":{"sess_x":[9999999999,1]},"forget":{"user_x":0}}`},
+		{"forget mark negative", `{"version":2,"forget":{"user_x":-1772366400}}`},
+		{"forget mark not a number", `{"version":2,"forget":{"user_x":"now"}}`},
+		{"forget mark not an integer", `{"version":2,"forget":{"user_x":1772366400.5}}`},
+		{"forget mark a pair", `{"version":2,"forget":{"user_x":[1772366400,1]}}`},
+		{"forget a list", `{"version":2,"forget":["user_x"]}`},
+		{"forget mark without an id", `{"version":2,"forget":{"":1772366400}}`},
+		{"forget mark of a prefix alone", `{"version":2,"forget":{"org_":1772366400}}`},
+		{"forget mark of a session", `{"version":2,"sessions":{"sess_x":[9999999999,1]},"forget":{"user_x":1772366400,"sess_x":1772366400}}`},
+		{"forget mark of a long id", `{"version":2,"forget":{"user_` + strings.Repeat("x", denylist.MaxIDLen) + `":1772366400}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := fakeclock.New(testNow)
@@ -60,6 +71,9 @@ func TestCorruptDocument(t *testing.T) {
 			}
 			if fresh.denies("sess_x", clock.Now()) || fresh.list.Check("", "user_x", noIAT, clock.Now()) != denylist.None {
 				t.Error("an entry of the corrupt document was merged")
+			}
+			if ids := fresh.forgot.take(); len(ids) != 0 {
+				t.Errorf("marks of the corrupt document were applied: %v", ids)
 			}
 			if st := fresh.sync.Stats(); st.Corrupt != 2 || st.Failures != 0 {
 				t.Errorf("stats %+v, want 2 corrupt reads and no failure", st)

@@ -55,10 +55,10 @@ func TestFlush(t *testing.T) {
 			}
 			raw, err := os.ReadFile(doc)
 			mustDo(t, err)
-			entries, err := decode(raw)
+			c, err := decode(raw)
 			mustDo(t, err)
 			for _, sid := range step.stored {
-				if entries[entryKey{denylist.Session, sid}].until == 0 {
+				if c.denials[entryKey{denylist.Session, sid}].until == 0 {
 					t.Errorf("the stored document lacks %s: %s", sid, raw)
 				}
 			}

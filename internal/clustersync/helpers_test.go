@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,10 +46,34 @@ func sameFolder(s *certmagic.FileStorage) *certmagic.FileStorage {
 	return &certmagic.FileStorage{Path: s.Path}
 }
 
-// instance is one Caddy's share of the cluster: its denylist and Syncer.
+// instance is one Caddy's share of the cluster: its denylist and Syncer,
+// and the ids its OnForget was called with.
 type instance struct {
-	list *denylist.List
-	sync *Syncer
+	list   *denylist.List
+	sync   *Syncer
+	forgot *forgotten
+}
+
+// forgotten records the ids an OnForget was called with.
+type forgotten struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (f *forgotten) add(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ids = append(f.ids, id)
+}
+
+// take returns the ids recorded since the last take, sorted.
+func (f *forgotten) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := f.ids
+	f.ids = nil
+	slices.Sort(ids)
+	return ids
 }
 
 func newInstance(t *testing.T, s certmagic.Storage, clock *fakeclock.Clock, id string) instance {
@@ -58,12 +84,13 @@ func newInstance(t *testing.T, s certmagic.Storage, clock *fakeclock.Clock, id s
 func newInstanceLog(t *testing.T, s certmagic.Storage, clock *fakeclock.Clock, id string, log *zap.Logger) instance {
 	t.Helper()
 	list := denylist.New(denylist.Options{Now: clock.Now})
-	syncer, err := New(s, list, Options{InstanceID: id, Clock: clock}, log)
+	forgot := new(forgotten)
+	syncer, err := New(s, list, Options{InstanceID: id, Clock: clock, OnForget: forgot.add}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(syncer.Stop)
-	return instance{list, syncer}
+	return instance{list, syncer, forgot}
 }
 
 // noIAT is the issuedAt of a token without iat: every live denial of its

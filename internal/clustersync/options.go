@@ -27,6 +27,22 @@ type Options struct {
 	// run at once over one storage and Prefix need distinct ids.
 	InstanceID string
 
+	// ForgetRetention is how long a forget mark (Syncer.Forget) stays in
+	// its document; a mark older than that is dropped and never applied.
+	// Default 10m: twice the lifetime of the enrichment cache, so that by
+	// then every instance has refreshed what it cached of the id anyway
+	// and the mark has nothing left to drop, with room for clocks that
+	// differ and a storage that failed for a while. It must be longer than
+	// SyncEvery, or a mark could lapse before another instance reads it.
+	ForgetRetention time.Duration
+
+	// OnForget, if set, is called with the id of each forget mark that
+	// another instance wrote, once per mark, from the round that reads it;
+	// a mark of this instance's own document is not applied again. It
+	// must not call the Syncer's methods that wait for a round (Sync,
+	// Flush).
+	OnForget func(id string)
+
 	// Clock, if set, replaces the real clock and timers: tests move time
 	// without sleeping.
 	Clock Clock
@@ -34,9 +50,10 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultSyncEvery      = 5 * time.Second
-	DefaultStorageTimeout = 10 * time.Second
-	DefaultPrefix         = "clerk_auth/denylist"
+	DefaultSyncEvery       = 5 * time.Second
+	DefaultStorageTimeout  = 10 * time.Second
+	DefaultPrefix          = "clerk_auth/denylist"
+	DefaultForgetRetention = 10 * time.Minute
 )
 
 // Clock is where a Syncer reads the time (to drop expired entries) and
@@ -56,7 +73,7 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 var processID = strings.ToLower(rand.Text())
 
 func (o Options) withDefaults() (Options, error) {
-	if o.SyncEvery < 0 || o.StorageTimeout < 0 {
+	if o.SyncEvery < 0 || o.StorageTimeout < 0 || o.ForgetRetention < 0 {
 		return o, errors.New("negative durations")
 	}
 	if o.SyncEvery == 0 {
@@ -64,6 +81,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.StorageTimeout == 0 {
 		o.StorageTimeout = DefaultStorageTimeout
+	}
+	if o.ForgetRetention == 0 {
+		o.ForgetRetention = DefaultForgetRetention
+	}
+	if o.ForgetRetention <= o.SyncEvery {
+		return o, errors.New("the forget retention must be longer than the sync period")
 	}
 	o.Prefix = strings.Trim(o.Prefix, "/")
 	if o.Prefix == "" {

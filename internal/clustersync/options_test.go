@@ -18,6 +18,9 @@ func TestNew(t *testing.T) {
 		{"defaults", Options{}, true},
 		{"negative period", Options{SyncEvery: -time.Second}, false},
 		{"negative timeout", Options{StorageTimeout: -time.Second}, false},
+		{"negative retention", Options{ForgetRetention: -time.Minute}, false},
+		{"retention within a sync period", Options{SyncEvery: time.Minute, ForgetRetention: time.Minute}, false},
+		{"retention longer than the sync period", Options{SyncEvery: time.Minute, ForgetRetention: time.Minute + time.Second}, true},
 		{"id with a slash", Options{InstanceID: "a/b"}, false},
 		{"id dot-dot", Options{InstanceID: ".."}, false},
 	} {

@@ -15,9 +15,11 @@ import (
 )
 
 // One round's storage work: read and merge every instance's document,
-// rewrite this instance's own, and prune documents whose denials are over.
+// rewrite this instance's own, and prune documents with nothing left in
+// force.
 
-// read lists and loads every document and merges what it finds.
+// read lists and loads every document, merges their denials and applies
+// the other instances' new forget marks.
 func (s *Syncer) read(ctx context.Context) error {
 	keys, err := s.storage.List(ctx, s.opts.Prefix, false)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -28,6 +30,7 @@ func (s *Syncer) read(ctx context.Context) error {
 	}
 	now := s.opts.Clock.Now()
 	var merged []denylist.Entry
+	var forgotten []string
 	var failed error
 	documents := 0
 	present := make(map[string]bool, len(keys))
@@ -51,12 +54,12 @@ func (s *Syncer) read(ctx context.Context) error {
 		h := maphash.Bytes(s.seed, raw)
 		if seen, ok := s.seen[key]; ok && seen.hash == h {
 			if seen.last > now.Unix() || key == s.ownKey {
-				continue // merged before, and denials only expire
+				continue // merged and applied before, and entries only expire
 			}
 			s.prune(ctx, key)
 			continue
 		}
-		entries, err := decode(raw)
+		c, err := decode(raw)
 		if err != nil {
 			s.stats.corrupt.Add(1)
 			if !s.corrupt[key] {
@@ -66,13 +69,15 @@ func (s *Syncer) read(ctx context.Context) error {
 			continue
 		}
 		delete(s.corrupt, key)
-		var last int64
-		for k, d := range entries {
+		for k, d := range c.denials {
 			if d.until > now.Unix() {
 				merged = append(merged, d.entry(k))
 			}
-			last = max(last, d.until)
 		}
+		if key != s.ownKey { // this instance dropped its own marks itself
+			forgotten = append(forgotten, s.newMarks(key, c.forgets, now.Unix())...)
+		}
+		last := s.lastKept(c)
 		if last <= now.Unix() && key != s.ownKey {
 			s.prune(ctx, key)
 			continue
@@ -98,6 +103,12 @@ func (s *Syncer) read(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	s.list.Add(merged...)
+	s.pruneApplied(now.Unix())
+	if s.opts.OnForget != nil {
+		for _, id := range forgotten {
+			s.opts.OnForget(id)
+		}
+	}
 	if failed == nil {
 		s.stats.documents.Store(int64(documents))
 	}
@@ -113,11 +124,16 @@ func (s *Syncer) checkOwn(raw []byte, now time.Time) {
 	defer s.mu.Unlock()
 	if !s.adopted && s.written == nil {
 		s.adopted = true
-		if entries, err := decode(raw); err == nil {
-			learned := len(s.local) > 0 // by Deny before this read
-			for k, d := range entries {
+		if c, err := decode(raw); err == nil {
+			learned := len(s.local) > 0 || len(s.forgets) > 0 // by Deny or Forget before this read
+			for k, d := range c.denials {
 				if d.until > now.Unix() {
 					s.local[k] = s.local[k].join(d)
+				}
+			}
+			for id, at := range c.forgets {
+				if s.markLive(at, now.Unix()) {
+					s.forgets[id] = max(s.forgets[id], at)
 				}
 			}
 			s.written, s.dirty = raw, learned
@@ -129,7 +145,8 @@ func (s *Syncer) checkOwn(raw []byte, now time.Time) {
 	}
 }
 
-// prune deletes a document whose entries all expired. A failure only
+// prune deletes a document whose denials all ended and whose marks all
+// lapsed. A failure only
 // leaves it for the next round.
 func (s *Syncer) prune(ctx context.Context, key string) {
 	if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -140,8 +157,8 @@ func (s *Syncer) prune(ctx context.Context, key string) {
 	s.stats.pruned.Add(1)
 }
 
-// write publishes this instance's document if its entries changed, or
-// deletes it once they have all expired.
+// write publishes this instance's document if its denials or marks
+// changed, or deletes it once none is left in force.
 func (s *Syncer) write(ctx context.Context) error {
 	now := s.opts.Clock.Now()
 	s.mu.Lock()
@@ -152,12 +169,15 @@ func (s *Syncer) write(ctx context.Context) error {
 			s.dirty = true
 		}
 	}
+	if s.dropLapsedMarks(now.Unix()) {
+		s.dirty = true
+	}
 	if !s.dirty {
 		s.mu.Unlock()
 		return nil
 	}
-	empty := len(s.local) == 0
-	raw, err := encode(s.opts.InstanceID, now, s.local)
+	empty := len(s.local) == 0 && len(s.forgets) == 0
+	raw, err := encode(s.opts.InstanceID, now, contents{s.local, s.forgets})
 	s.dirty = false
 	s.mu.Unlock()
 	if err != nil {

@@ -29,12 +29,14 @@ type Syncer struct {
 
 	mu      sync.Mutex
 	local   map[entryKey]denial // denials learned here
-	dirty   bool                // local differs from the document last written
+	forgets map[string]int64    // forget marks made here: id → Unix second
+	dirty   bool                // local or forgets differ from the document last written
 	written []byte              // the document last written; nil if none
 	adopted bool                // the first read has run: own document taken over
 
 	round   chan struct{}      // holds a token while a round or write runs
 	seen    map[string]seenDoc // documents merged, by key; guarded by round
+	applied map[markKey]int64  // other documents' marks applied; guarded by round
 	failing bool               // the last round failed (for logging transitions)
 	corrupt map[string]bool    // documents already logged as corrupt
 
@@ -55,7 +57,8 @@ type Syncer struct {
 }
 
 // seenDoc is a document merged before: the hash of its content, and the
-// Unix second its last entry expires, after which it is pruned.
+// Unix second its last denial ends or its last mark lapses, after which it
+// is pruned.
 type seenDoc struct {
 	hash uint64
 	last int64
@@ -102,7 +105,9 @@ func New(storage certmagic.Storage, list *denylist.List, opts Options, log *zap.
 		ownKey:  path.Join(o.Prefix, o.InstanceID+".json"),
 		seed:    maphash.MakeSeed(),
 		local:   make(map[entryKey]denial),
+		forgets: make(map[string]int64),
 		seen:    make(map[string]seenDoc),
+		applied: make(map[markKey]int64),
 		corrupt: make(map[string]bool),
 		kick:    make(chan struct{}, 1),
 		round:   make(chan struct{}, 1),
@@ -131,6 +136,11 @@ func (s *Syncer) Deny(entries ...denylist.Entry) {
 		}
 	}
 	s.mu.Unlock()
+	s.kickWrite()
+}
+
+// kickWrite has the background goroutine write the document now.
+func (s *Syncer) kickWrite() {
 	select {
 	case s.kick <- struct{}{}:
 	default: // a write is already due
@@ -210,9 +220,10 @@ func (s *Syncer) publish(ctx context.Context) {
 	}
 }
 
-// Flush writes this instance's document now if it holds denials not yet
-// in storage, waiting for a round or write under way first, and returns
-// nil once every denial learned here is in storage. It gives up when ctx
+// Flush writes this instance's document now if it holds denials or
+// forget marks not yet in storage, waiting for a round or write under way
+// first, and returns nil once every denial and mark made here is in
+// storage. It gives up when ctx
 // ends; each write is also bounded by Options.StorageTimeout. A failure is
 // counted, unless ctx ended it, but not logged (the caller says what it
 // means), and leaves the denials to the next round.
@@ -230,9 +241,10 @@ func (s *Syncer) Flush(ctx context.Context) error {
 	return err
 }
 
-// Sync runs one round: it writes this instance's document if it changed,
-// then reads every document and merges their entries into the denylist,
-// deleting documents whose entries all expired. It returns the first
+// Sync runs one round: it reads every document, merges their denials into
+// the denylist, calls Options.OnForget for the other instances' marks not
+// applied yet, and deletes documents with nothing left in force; then it
+// writes this instance's document if it changed. It returns the first
 // storage failure; what it could read is merged regardless.
 func (s *Syncer) Sync(ctx context.Context) error {
 	if !s.acquire(ctx) {
