@@ -10,13 +10,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clustersync"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
 )
 
 // Every Caddy that shares a storage is one cluster, as Caddy defines it:
 // the sessions and users that Clerk revoked, announced by a webhook to any
-// one instance, are denied by all of them through the storage.
+// one instance, are denied by all of them through the storage, and the
+// users and organizations that changed are dropped from all their
+// enrichment caches.
 
 // clusters holds one denylist and its Syncer per storage and sync period,
 // shared by every clerk_auth and clerk_webhook handler and kept across
@@ -55,6 +58,15 @@ func (c *cluster) deny(entries ...denylist.Entry) {
 	})
 }
 
+// forget drops what this process cached of ids and has c publish the
+// marks, so that every other instance drops what it cached.
+func (c *cluster) forget(ids ...string) {
+	for _, id := range ids {
+		forgetEnrichment(id, forgetFromWebhook)
+	}
+	c.sync.Forget(ids...)
+}
+
 func (c *cluster) Destruct() error {
 	c.sync.Stop()
 	return nil
@@ -81,6 +93,10 @@ func loadCluster(ctx caddy.Context, every time.Duration) (*cluster, string, erro
 			SyncEvery:  every,
 			InstanceID: processInstance + "-" + every.String(),
 			Clock:      clusterClock,
+			// Past twice the cache's lifetime, every instance has fetched
+			// anything it cached before the change again anyway.
+			ForgetRetention: 2 * clerkapi.DefaultEnrichTTL,
+			OnForget:        func(id string) { forgetEnrichment(id, forgetFromStorage) },
 		}, logger)
 		if err != nil {
 			return nil, err

@@ -41,8 +41,10 @@ var metrics = struct {
 	backendLimited *prometheus.CounterVec
 	machineCache   *prometheus.CounterVec
 	// Enrichment look-ups by resource (user, organization) and result
-	// (hit, stale, miss).
-	enrichCache *prometheus.CounterVec
+	// (hit, stale, miss), and drops of cached data by source (webhook,
+	// storage).
+	enrichCache   *prometheus.CounterVec
+	enrichForgets *prometheus.CounterVec
 	// Clerk webhook deliveries by result (applied, ignored, refused) and
 	// the HTTP status answered.
 	webhooks *prometheus.CounterVec
@@ -101,11 +103,17 @@ var metrics = struct {
 		Name:      "enrich_cache_total",
 		Help:      "Backend API user and organization look-ups, by resource (user, organization) and result (hit, stale: served while one call refreshes it, miss).",
 	}, []string{"resource", "result"}),
+	enrichForgets: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Subsystem: metricsSubsystem,
+		Name:      "enrich_forgets_total",
+		Help:      "User and organization ids whose cached enrichment data was dropped (if any was cached), by source (webhook: a Clerk webhook to this Caddy; storage: a webhook to another Caddy sharing the storage).",
+	}, []string{"source"}),
 	webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace,
 		Subsystem: metricsSubsystem,
 		Name:      "webhooks_total",
-		Help:      "Clerk webhook deliveries to clerk_webhook, by result (applied: it denied or forgot something; ignored: an event that changes nothing here; duplicate: applied before, applied no more; unstored: denied here but not written to the storage, answered 503 so that Clerk sends it again; refused) and status.",
+		Help:      "Clerk webhook deliveries to clerk_webhook, by result (applied: it denied or forgot something; ignored: an event that changes nothing here; duplicate: applied before, applied no more; unstored: applied here but not written to the storage, answered 503 so that Clerk sends it again; refused) and status.",
 	}, []string{"result", "status"}),
 }
 
@@ -114,8 +122,14 @@ const (
 	webhookApplied   = "applied"
 	webhookIgnored   = "ignored"
 	webhookDuplicate = "duplicate" // applied before: acknowledged, applied no more
-	webhookUnstored  = "unstored"  // denied here, not in storage: 503 so that it is sent again
+	webhookUnstored  = "unstored"  // applied here, not in storage: 503 so that it is sent again
 	webhookRefused   = "refused"
+)
+
+// Values of the source label of enrich_forgets_total.
+const (
+	forgetFromWebhook = "webhook"
+	forgetFromStorage = "storage"
 )
 
 // The counters bumped on every request are resolved once: WithLabelValues
@@ -161,13 +175,16 @@ func countFetch(result, trigger string) {
 	metrics.fetches.WithLabelValues(result, trigger).Inc()
 }
 
-// Every fetch series exists from the start, at zero, so that rate() and
+// Every fetch and enrichment drop series exists from the start, at zero, so that rate() and
 // alerts work before the first failure rather than only after it.
 func init() {
 	for _, result := range []string{jwks.FetchOK, jwks.FetchUnchanged, jwks.FetchError} {
 		for _, trigger := range []string{jwks.TriggerStartup, jwks.TriggerRefresh, jwks.TriggerKIDMiss, jwks.TriggerSignature} {
 			metrics.fetches.WithLabelValues(result, trigger)
 		}
+	}
+	for _, source := range []string{forgetFromWebhook, forgetFromStorage} {
+		metrics.enrichForgets.WithLabelValues(source)
 	}
 }
 
@@ -187,7 +204,7 @@ var (
 // error.
 func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{metrics.requests, metrics.fetches, metrics.tokenCache, metrics.handshakes, metrics.handshakeReturns,
-		metrics.backendCalls, metrics.backendLimited, metrics.machineCache, metrics.enrichCache, metrics.webhooks,
+		metrics.backendCalls, metrics.backendLimited, metrics.machineCache, metrics.enrichCache, metrics.enrichForgets, metrics.webhooks,
 		keySetCollector{}, clusterCollector{}} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {

@@ -53,12 +53,14 @@ const (
 // event, are refused by every clerk_auth handler of every Caddy that
 // shares this one's storage, cached tokens included; a token issued after
 // it (an unbanned user's next one) passes. A changed user, organization
-// or membership drops its enrichment data. Deliveries must carry a valid Svix signature made with
-// the endpoint's signing secret and a timestamp within 5 minutes; anything
-// else is refused (400, 401 or 413) and changes nothing. A delivery that
-// denies is answered 200 only once its denial is in the storage: if the
-// storage fails, it is denied here at once but answered 503, so that Svix
-// retries it until the storage takes it. A delivery whose svix-id was
+// or membership drops its enrichment data here at once, and on the other
+// Caddys of the storage within their denylist_sync. Deliveries must carry
+// a valid Svix signature made with the endpoint's signing secret and a
+// timestamp within 5 minutes; anything else is refused (400, 401 or 413)
+// and changes nothing. A delivery that denies or drops is answered 200
+// only once that is in the storage: if the storage fails, it is applied
+// here at once but answered 503, so that Svix retries it until the storage
+// takes it. A delivery whose svix-id was
 // applied already (Svix retrying a lost answer, or a replay within the 5
 // minutes) is answered 200 and applied no more. Events of other types are
 // acknowledged and ignored. It ends the route.
@@ -167,6 +169,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	// follows an unban and passes at once.
 	until := timeNow().Add(wh.denyFor)
 	var denials []denylist.Entry
+	var forgets []string
 	for _, a := range ev.Actions {
 		switch a.Kind {
 		case webhook.DenySession:
@@ -174,13 +177,18 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		case webhook.DenyUser:
 			denials = append(denials, denylist.Entry{Kind: denylist.User, ID: a.ID, Until: until, IssuedBefore: ev.Occurred})
 		case webhook.ForgetUser, webhook.ForgetOrganization:
-			forgetEnrichment(a.ID)
+			forgets = append(forgets, a.ID)
 		}
 	}
+	// Applied here first, whatever the storage does: more denial is the
+	// safe side, and dropped data is only fetched again.
 	if len(denials) > 0 {
-		// Denied here first, whatever the storage does: more denial is
-		// the safe side.
 		wh.cluster.deny(denials...)
+	}
+	if len(forgets) > 0 {
+		wh.cluster.forget(forgets...)
+	}
+	if ev.Shared() {
 		if err := wh.store(r); err != nil {
 			// Svix's retry must be applied, not answered as a duplicate.
 			wh.verifier.Forget(ev.ID)
@@ -190,17 +198,19 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	result := webhookIgnored
 	if len(ev.Actions) > 0 {
 		result = webhookApplied
-		wh.logger.Info("webhook applied", zap.String("event", ev.Type), zap.String("svix_id", ev.ID), zap.Int("denials", len(denials)))
+		wh.logger.Info("webhook applied", zap.String("event", ev.Type), zap.String("svix_id", ev.ID),
+			zap.Int("denials", len(denials)), zap.Int("forgets", len(forgets)))
 	}
 	return received(w, result)
 }
 
 // acknowledgeDuplicate answers a delivery applied before, applying nothing
-// again. If it denies, it is answered 200 only once this instance's
-// denials are stored, as the first delivery was: a duplicate that
-// overtakes a first delivery still writing must not claim success for it.
+// again. If it is shared, it is answered 200 only once this instance's
+// denials and marks are stored, as the first delivery was: a duplicate
+// that overtakes a first delivery still writing must not claim success
+// for it.
 func (wh *Webhook) acknowledgeDuplicate(w http.ResponseWriter, r *http.Request, ev webhook.Event) error {
-	if ev.Denies() {
+	if ev.Shared() {
 		if err := wh.store(r); err != nil {
 			return wh.refuseUnstored(w, ev, err)
 		}
@@ -211,18 +221,18 @@ func (wh *Webhook) acknowledgeDuplicate(w http.ResponseWriter, r *http.Request, 
 }
 
 // store waits, within webhookStoreTimeout, until this instance's denials
-// are in the storage.
+// and forget marks are in the storage.
 func (wh *Webhook) store(r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), webhookStoreTimeout)
 	defer cancel()
 	return wh.cluster.sync.Flush(ctx)
 }
 
-// refuseUnstored answers 503 to a delivery whose denials are applied here
-// but not stored, so that Svix delivers it again.
+// refuseUnstored answers 503 to a delivery applied here but not stored, so
+// that Svix delivers it again.
 func (wh *Webhook) refuseUnstored(w http.ResponseWriter, ev webhook.Event, err error) error {
 	metrics.webhooks.WithLabelValues(webhookUnstored, strconv.Itoa(http.StatusServiceUnavailable)).Inc()
-	wh.logger.Warn("webhook denied here but not stored: answered 503 so that Clerk sends it again",
+	wh.logger.Warn("webhook applied here but not stored: answered 503 so that Clerk sends it again",
 		zap.String("event", ev.Type), zap.String("svix_id", ev.ID), zap.Error(err))
 	w.Header().Set("Retry-After", webhookRetryAfter)
 	return caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -238,8 +248,9 @@ func received(w http.ResponseWriter, result string) error {
 }
 
 // forgetEnrichment drops what every Backend API client of this process
-// caches of a user or organization.
-func forgetEnrichment(id string) {
+// caches of a user or organization, counted under source.
+func forgetEnrichment(id, source string) {
+	metrics.enrichForgets.WithLabelValues(source).Inc()
 	apiClients.Range(func(_, val any) bool {
 		if c, ok := val.(sharedClient); ok {
 			c.Invalidate(id)

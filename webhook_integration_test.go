@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/caddyclerk/caddy-clerk-auth/internal/clerkapi"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clerktest"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/clustersync"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/fakeclock"
@@ -114,26 +116,40 @@ func syncRound(t *testing.T, clock *fakeclock.Clock, every time.Duration) {
 	clock.WaitTimer(t)
 }
 
-// storedDenials reads every denylist document in the storage folder, as
-// clustersync writes them, and returns the session and user ids they deny.
-func storedDenials(t *testing.T, storage string) map[string]bool {
+// storedDocument is what the webhook tests read of a denylist document.
+type storedDocument struct {
+	Sessions, Users, Forget map[string]json.RawMessage
+}
+
+// storedDocuments reads every denylist document in the storage folder, as
+// clustersync writes them.
+func storedDocuments(t *testing.T, storage string) []storedDocument {
 	t.Helper()
 	paths, err := filepath.Glob(filepath.Join(storage, clustersync.DefaultPrefix, "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[string]bool{}
+	var docs []storedDocument
 	for _, p := range paths {
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var doc struct {
-			Sessions, Users map[string]json.RawMessage
-		}
+		var doc storedDocument
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
+		docs = append(docs, doc)
+	}
+	return docs
+}
+
+// storedDenials returns the session and user ids the storage's denylist
+// documents deny.
+func storedDenials(t *testing.T, storage string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, doc := range storedDocuments(t, storage) {
 		for id := range doc.Sessions {
 			ids[id] = true
 		}
@@ -142,6 +158,24 @@ func storedDenials(t *testing.T, storage string) map[string]bool {
 		}
 	}
 	return ids
+}
+
+// storedForgets returns the user and organization ids the storage's
+// denylist documents hold forget marks for.
+func storedForgets(t *testing.T, storage string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, doc := range storedDocuments(t, storage) {
+		for id := range doc.Forget {
+			ids[id] = true
+		}
+	}
+	return ids
+}
+
+// forgetSeries is the enrich_forgets_total series of a source.
+func forgetSeries(source string) string {
+	return fmt.Sprintf(`caddy_clerk_auth_enrich_forgets_total{source=%q}`, source)
 }
 
 // TestWebhookDeliveries: each kind of delivery gets its status and is
@@ -390,32 +424,101 @@ func TestWebhookRevocation(t *testing.T) {
 
 // TestWebhookDropsEnrichment: an event that changes a user, an
 // organization or a membership drops what enrichment cached of them, so
-// the next request fetches it again; other requests keep the cache.
+// the next request fetches it again, and is answered once its forget marks
+// are in the storage for the other Caddys; other requests keep the cache.
 func TestWebhookDropsEnrichment(t *testing.T) {
 	iss := clerktest.Start(t)
 	up := startUpstream(t)
-	tester, _ := startWebhookCaddy(t, iss, t.TempDir(), "", nil, machineRoute("/e", iss, up, "enrich user org"))
+	storage := t.TempDir()
+	tester, _ := startWebhookCaddy(t, iss, storage, "", nil, machineRoute("/e", iss, up, "enrich user org"))
 	token := setAlice(iss, "user_alice", "org_acme")
 	checkPasses(t, tester, "/e/x", token) // fills the cache
 
 	for _, tc := range []struct {
 		event      string
 		data       any
-		users, org int64 // Backend API calls on the next request
+		users, org int64  // Backend API calls on the next request
+		marked     string // the id it marks in the storage, besides the earlier ones
+		drops      float64
 	}{
-		{"", nil, 0, 0},
-		{"user.updated", clerktest.UserData("user_alice", false), 1, 0},
-		{"organization.updated", clerktest.OrganizationData("org_acme"), 0, 1},
-		{"organizationMembership.deleted", clerktest.MembershipData("user_alice", "org_acme", "org:admin"), 1, 1},
-		{"user.updated", clerktest.UserData("user_somebody_else", false), 0, 0},
+		{"", nil, 0, 0, "", 0},
+		{"user.updated", clerktest.UserData("user_alice", false), 1, 0, "user_alice", 1},
+		{"organization.updated", clerktest.OrganizationData("org_acme"), 0, 1, "org_acme", 1},
+		{"organizationMembership.deleted", clerktest.MembershipData("user_alice", "org_acme", "org:admin"), 1, 1, "", 2},
+		{"user.updated", clerktest.UserData("user_somebody_else", false), 0, 0, "user_somebody_else", 1},
 	} {
 		name := tc.event
 		if name == "" {
 			name = "no event"
 		}
+		marked := storedForgets(t, storage)
+		if tc.marked != "" {
+			marked[tc.marked] = true
+		}
 		t.Run(name, func(t *testing.T) {
+			metricsBefore := adminMetrics(t)
 			if tc.event != "" {
 				deliver(t, iss, tc.event, tc.data)
+			}
+			if got := storedForgets(t, storage); !maps.Equal(got, marked) {
+				t.Errorf("marks in the storage once answered: %v, want %v", got, marked)
+			}
+			series := forgetSeries(forgetFromWebhook)
+			if d := adminMetrics(t)[series] - metricsBefore[series]; d != tc.drops {
+				t.Errorf("%s moved by %v, want %v", series, d, tc.drops)
+			}
+			before := iss.ResourceStats()
+			checkPasses(t, tester, "/e/x", token)
+			after := iss.ResourceStats()
+			if u, o := after.UserCalls-before.UserCalls, after.OrganizationCalls-before.OrganizationCalls; u != tc.users || o != tc.org {
+				t.Errorf("%d user and %d organization calls, want %d and %d", u, o, tc.users, tc.org)
+			}
+		})
+	}
+}
+
+// TestStoredForgetDropsEnrichment: a forget mark that another Caddy wrote
+// into the shared storage drops what enrichment cached of its id at the
+// next read of the storage, once; a mark past its retention drops
+// nothing.
+func TestStoredForgetDropsEnrichment(t *testing.T) {
+	iss := clerktest.Start(t)
+	up := startUpstream(t)
+	storage := t.TempDir()
+	tester, clock := startWebhookCaddy(t, iss, storage, "", nil, machineRoute("/e", iss, up, "enrich user org"))
+	token := setAlice(iss, "user_alice", "org_acme")
+	checkPasses(t, tester, "/e/x", token) // fills the cache
+	other := filepath.Join(storage, clustersync.DefaultPrefix, "other.json")
+	if err := os.MkdirAll(filepath.Dir(other), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name       string
+		forget     func(now time.Time) string // the other Caddy's forget member; "" leaves its document
+		users, org int64                      // Backend API calls on the next request
+	}{
+		{"user changed", func(now time.Time) string { return fmt.Sprintf(`{"user_alice":%d}`, now.Unix()) }, 1, 0},
+		{"the same mark, read again", nil, 0, 0},
+		{"the organization changed, the user's mark older than the one applied", func(now time.Time) string {
+			return fmt.Sprintf(`{"user_alice":%d,"org_acme":%d}`, now.Unix()-60, now.Unix())
+		}, 0, 1},
+		{"a mark past retention", func(now time.Time) string {
+			return fmt.Sprintf(`{"user_alice":%d}`, now.Add(-2*clerkapi.DefaultEnrichTTL).Unix())
+		}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.forget != nil {
+				doc := fmt.Sprintf(`{"version":2,"instance":"other","written":%d,"forget":%s}`, clock.Now().Unix(), tc.forget(clock.Now()))
+				if err := os.WriteFile(other, []byte(doc), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			series := forgetSeries(forgetFromStorage)
+			metricsBefore := adminMetrics(t)
+			syncRound(t, clock, defaultDenylistSync)
+			if d := adminMetrics(t)[series] - metricsBefore[series]; d != float64(tc.users+tc.org) {
+				t.Errorf("%s moved by %v, want %v", series, d, tc.users+tc.org)
 			}
 			before := iss.ResourceStats()
 			checkPasses(t, tester, "/e/x", token)

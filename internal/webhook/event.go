@@ -25,11 +25,14 @@ type Event struct {
 	Actions []Action
 }
 
-// Denies reports whether the event denies a session or a user: whether
-// applying it needs the storage.
-func (e Event) Denies() bool {
+// Shared reports whether the event acts beyond the instance that receives
+// it: it denies a session or a user, or drops a user's or organization's
+// enrichment data, and the other instances learn of it through the
+// storage. Such a delivery is acknowledged only once that is stored.
+func (e Event) Shared() bool {
 	for _, a := range e.Actions {
-		if a.Kind == DenySession || a.Kind == DenyUser {
+		switch a.Kind {
+		case DenySession, DenyUser, ForgetUser, ForgetOrganization:
 			return true
 		}
 	}

@@ -58,9 +58,10 @@ func TestActions(t *testing.T) {
 	}
 }
 
-// Denies tells the events that need the storage from those that only drop
-// enrichment data or change nothing.
-func TestEventDenies(t *testing.T) {
+// Shared tells the events that the other instances must learn through
+// the storage, denials and enrichment drops alike, from those that change
+// nothing.
+func TestEventShared(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		actions []Action
@@ -68,13 +69,14 @@ func TestEventDenies(t *testing.T) {
 	}{
 		{"a session denied", []Action{{DenySession, "sess_1"}}, true},
 		{"a user denied and forgotten", []Action{{DenyUser, "user_1"}, {ForgetUser, "user_1"}}, true},
-		{"a user forgotten", []Action{{ForgetUser, "user_1"}}, false},
-		{"an organization forgotten", []Action{{ForgetOrganization, "org_1"}}, false},
+		{"a user forgotten", []Action{{ForgetUser, "user_1"}}, true},
+		{"an organization forgotten", []Action{{ForgetOrganization, "org_1"}}, true},
+		{"an unknown action", []Action{{ActionKind(0), "user_1"}}, false},
 		{"nothing to do", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := (Event{Actions: tc.actions}).Denies(); got != tc.want {
-				t.Errorf("Denies() = %v for %v, want %v", got, tc.actions, tc.want)
+			if got := (Event{Actions: tc.actions}).Shared(); got != tc.want {
+				t.Errorf("Shared() = %v for %v, want %v", got, tc.actions, tc.want)
 			}
 		})
 	}
