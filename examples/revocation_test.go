@@ -25,10 +25,10 @@ const denylistSync = time.Second
 const webhookPath = "/clerk/webhook"
 
 // fleetCaddyfile is one Caddy of a fleet sharing the storage folder:
-// clerk_auth with its token cache in front of upstream, the reason of a
-// refusal in X-Reason, and its metrics at /metrics. With a secret it also
-// takes Clerk's webhooks at webhookPath.
-func fleetCaddyfile(storage string, port int, issuer, upstream, secret string) string {
+// clerk_auth with its token cache and the lines of auth in front of
+// upstream, the reason of a refusal in X-Reason, and its metrics at
+// /metrics. With a secret it also takes Clerk's webhooks at webhookPath.
+func fleetCaddyfile(storage string, port int, issuer, upstream, secret, auth string) string {
 	webhook := ""
 	if secret != "" {
 		webhook = fmt.Sprintf(`
@@ -55,7 +55,7 @@ http://127.0.0.1:%d {
 			issuer %s
 			token_cache 1000
 			denylist_sync %s
-			forward_header X-User-Id {http.auth.user.id}
+			forward_header X-User-Id {http.auth.user.id}%s
 		}
 		reverse_proxy %s
 	}
@@ -64,7 +64,7 @@ http://127.0.0.1:%d {
 		respond "{err.status_code} {http.auth.clerk.reason}" {err.status_code}
 	}
 }
-`, storage, port, webhook, issuer, denylistSync, upstream)
+`, storage, port, webhook, issuer, denylistSync, auth, upstream)
 }
 
 // fleet is Caddy processes sharing one storage folder.
@@ -73,6 +73,7 @@ type fleet struct {
 	iss      *clerktest.Issuer
 	storage  string
 	upstream string
+	auth     string // more clerk_auth lines, each starting with a newline
 	urls     []string
 }
 
@@ -88,7 +89,7 @@ func (f *fleet) launch(n int) {
 		if len(f.urls)+len(urls) == 0 {
 			secret = f.iss.WebhookSecret()
 		}
-		procs = append(procs, launchCaddy(f.t, fleetCaddyfile(f.storage, port, f.iss.URL, f.upstream, secret)))
+		procs = append(procs, launchCaddy(f.t, fleetCaddyfile(f.storage, port, f.iss.URL, f.upstream, secret, f.auth)))
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", port))
 	}
 	for _, p := range procs {
