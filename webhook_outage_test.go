@@ -30,9 +30,9 @@ func postWebhook(t *testing.T, tester *caddytest.Tester, w clerktest.Webhook, h 
 }
 
 // TestWebhookStorageOutage: while the storage folder is unusable, a
-// webhook that denies is applied on this Caddy at once but answered 503
-// with Retry-After, so that Clerk sends it again, and requests keep
-// flowing; the failures are counted. Once the folder is back, Svix's retry
+// webhook that denies or drops enrichment data is applied on this Caddy at
+// once but answered 503 with Retry-After, so that Clerk sends it again, and
+// requests keep flowing; the failures are counted. Once the folder is back, Svix's retry
 // (the same svix-id, signed anew) is applied and answered 200 with its
 // denial in the storage, and another instance's denials written meanwhile
 // are merged.
@@ -61,19 +61,23 @@ func TestWebhookStorageOutage(t *testing.T) {
 	}
 	before := adminMetrics(t)
 	during := iss.NewWebhook("session.revoked", clerktest.SessionData("sess_during", "user_1", "revoked"))
+	changed := iss.NewWebhook("user.updated", clerktest.UserData("user_1", false))
 	unstored := webhookSeries(webhookUnstored, http.StatusServiceUnavailable)
 
 	for _, tc := range []struct {
 		name, series string
+		w            clerktest.Webhook
 		moved        float64
 	}{
-		{"a denial is answered 503", unstored, 1},
+		{"a denial is answered 503", unstored, during, 1},
 		// Forgotten after the 503, the id is no duplicate: applied again,
 		// and refused again while the storage is out.
-		{"sent again, answered 503 again", unstored, 2},
+		{"sent again, answered 503 again", unstored, during, 2},
+		// The other Caddys learn of a drop through the storage too.
+		{"a drop of enrichment data is answered 503 too", unstored, changed, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := postWebhook(t, tester, during, during.Header(iss.WebhookSecret()))
+			resp := postWebhook(t, tester, tc.w, tc.w.Header(iss.WebhookSecret()))
 			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 				t.Fatalf("status %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 			}
