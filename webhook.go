@@ -60,10 +60,10 @@ const (
 // and changes nothing. A delivery that denies or drops is answered 200
 // only once that is in the storage: if the storage fails, it is applied
 // here at once but answered 503, so that Svix retries it until the storage
-// takes it. A delivery whose svix-id was
-// applied already (Svix retrying a lost answer, or a replay within the 5
-// minutes) is answered 200 and applied no more. Events of other types are
-// acknowledged and ignored. It ends the route.
+// takes it. A delivery whose svix-id was applied already (Svix retrying a
+// lost answer, or a replay within the 5 minutes) is answered 200 and
+// applied no more. Events of other types are acknowledged and ignored. It
+// ends the route.
 type Webhook struct {
 	// The endpoint's signing secret (`whsec_...`, Clerk Dashboard →
 	// Webhooks → the endpoint). Required; `{env.*}` placeholders work.
