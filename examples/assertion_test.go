@@ -57,21 +57,9 @@ http://127.0.0.1:%d {
 // reports the identity of the verified assertion, and refuses forged,
 // expired and misdirected assertions sent to it directly.
 func TestAssertionExamples(t *testing.T) {
-	examples := []struct {
-		name    string
-		runtime func() (string, error) // nil: argv[0] is a built binary
-		argv    []string               // after the runtime, run from this directory
-	}{
-		{"go", nil, []string{bin.goExample}},
-		{"python", pythonJWT, []string{"python/app.py"}},
-		{"node", nodeJose, []string{"node/server.js"}},
-	}
-	for _, ex := range examples {
+	for _, ex := range assertionApps() {
 		t.Run(ex.name, func(t *testing.T) {
-			argv := ex.argv
-			if ex.runtime != nil {
-				argv = append([]string{need(t, ex.runtime)}, argv...)
-			}
+			argv := ex.argv(t)
 			t.Parallel()
 			testAssertionExample(t, argv)
 		})
@@ -84,12 +72,8 @@ func testAssertionExample(t *testing.T, argv []string) {
 	port := freePort(t)
 	gateway := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// The apps start first: they fetch the keys on the first request.
-	app := func(audience string) string {
-		args := append(append([]string{}, argv...), "--port", "0",
-			"--jwks-url", gateway+jwksPath, "--audience", audience, "--issuer", gateway)
-		return "http://" + startProc(t, nil, args...).waitFor(t, listeningRE)
-	}
-	appA, appB := app(audienceA), app(audienceB)
+	appA := startAssertionApp(t, argv, gateway+jwksPath, audienceA, gateway)
+	appB := startAssertionApp(t, argv, gateway+jwksPath, audienceB, gateway)
 	echo := echoAssertion(t)
 	runCaddy(t, assertionCaddyfile(storage, port, iss.URL, strings.TrimPrefix(appA, "http://"), strings.TrimPrefix(appB, "http://"), echo))
 

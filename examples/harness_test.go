@@ -173,6 +173,14 @@ func launchCaddy(t *testing.T, config string) *proc {
 // fetch sends GET url with header and returns the status and body.
 func fetch(t *testing.T, url string, header http.Header) (int, []byte) {
 	t.Helper()
+	resp, body := send(t, url, header)
+	return resp.StatusCode, body
+}
+
+// send sends GET url with header and returns the response, whose body is
+// already read into the second result.
+func send(t *testing.T, url string, header http.Header) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +201,7 @@ func fetch(t *testing.T, url string, header http.Header) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, body
+	return resp, body
 }
 
 // get is fetch for an answer that is JSON (or empty: nil).

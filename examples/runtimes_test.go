@@ -70,3 +70,43 @@ var nodeJose = sync.OnceValues(func() (string, error) {
 	}
 	return path, nil
 })
+
+// assertionApp is an example upstream in assertion mode.
+type assertionApp struct {
+	name    string
+	runtime func() (string, error) // nil: command[0] is a built binary
+	command []string               // after the runtime, run from this directory
+	// coolsDownAfterAnyFetch: an unknown kid makes the app refetch only
+	// once its copy of the key set is 30 s old (jose's cooldownDuration),
+	// where the others allow one refetch per 30 s whatever their copy's age.
+	coolsDownAfterAnyFetch bool
+}
+
+// assertionApps are the three example upstreams; a function, since the Go
+// one's binary is built by TestMain.
+func assertionApps() []assertionApp {
+	return []assertionApp{
+		{name: "go", command: []string{bin.goExample}},
+		{name: "python", runtime: pythonJWT, command: []string{"python/app.py"}},
+		{name: "node", runtime: nodeJose, command: []string{"node/server.js"}, coolsDownAfterAnyFetch: true},
+	}
+}
+
+// argv is the app's command line, its runtime first; t is skipped, or
+// fails, when the runtime is missing (see need).
+func (a assertionApp) argv(t *testing.T) []string {
+	t.Helper()
+	if a.runtime == nil {
+		return a.command
+	}
+	return append([]string{need(t, a.runtime)}, a.command...)
+}
+
+// startAssertionApp runs the app argv in assertion mode with these flags
+// until the test ends, and returns its URL.
+func startAssertionApp(t *testing.T, argv []string, jwksURL, audience, issuer string) string {
+	t.Helper()
+	args := append(append([]string{}, argv...), "--port", "0",
+		"--jwks-url", jwksURL, "--audience", audience, "--issuer", issuer)
+	return "http://" + startProc(t, nil, args...).waitFor(t, listeningRE)
+}

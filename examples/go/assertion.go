@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
@@ -25,8 +24,7 @@ var (
 // verifier checks clerk_auth's identity assertions against the key set
 // that Caddy publishes.
 type verifier struct {
-	keys     *jwk.Cache
-	jwksURL  string
+	keys     *keySet
 	audience string
 	issuer   string
 	header   string
@@ -36,39 +34,33 @@ func newVerifier(jwksURL, audience, issuer, header string) (*verifier, error) {
 	if audience == "" || issuer == "" {
 		return nil, errors.New("--jwks-url needs --audience and --issuer: without them an assertion meant for another app, or made by another gateway, would pass")
 	}
-	// The cache fetches on first use, so the app may start before Caddy,
-	// and refreshes in the background. Caddy publishes a key hours before
-	// it signs, so a refresh every few minutes never misses one.
-	keys := jwk.NewCache(context.Background())
-	err := keys.Register(jwksURL,
-		jwk.WithMinRefreshInterval(5*time.Minute),
-		jwk.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	keys, err := newKeySet(jwksURL, &http.Client{Timeout: 10 * time.Second}, time.Now)
 	if err != nil {
 		return nil, fmt.Errorf("--jwks-url %s: %v", jwksURL, err)
 	}
-	return &verifier{keys: keys, jwksURL: jwksURL, audience: audience, issuer: issuer, header: header}, nil
+	return &verifier{keys: keys, audience: audience, issuer: issuer, header: header}, nil
 }
 
-// identity is the caller stated by r's verified assertion. The reason it
-// returns on failure is for the client; the details go to the log only.
+// identity is the caller stated by r's verified assertion. The error it
+// returns on failure is for the client (errKeysUnavailable: answer 503);
+// the details go to the log only.
 func (v *verifier) identity(r *http.Request) (identity, error) {
 	token := r.Header.Get(v.header)
 	if token == "" {
 		return identity{}, errNotSignedIn
 	}
-	set, err := v.keys.Get(r.Context(), v.jwksURL)
-	if err != nil {
-		log.Printf("identity assertion keys: %v", err)
-		return identity{}, errInvalid
-	}
 	tok, err := jwt.ParseString(token,
-		jwt.WithKeyProvider(es256Only(set)),
+		jwt.WithKeyProvider(v.es256Only(r.Context())),
 		jwt.WithValidate(true),
 		jwt.WithAudience(v.audience),
 		jwt.WithIssuer(v.issuer),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithAcceptableSkew(leeway))
+	if errors.Is(err, errKeysUnavailable) {
+		log.Printf("identity assertion not checked: %v", err)
+		return identity{}, errKeysUnavailable
+	}
 	if err != nil {
 		log.Printf("identity assertion refused: %v", err)
 		return identity{}, errInvalid
@@ -78,16 +70,16 @@ func (v *verifier) identity(r *http.Request) (identity, error) {
 
 // es256Only finds the key named by the token's kid and verifies with
 // ES256 only: "none", HS256 keyed with the public key, or any other alg the
-// token names is refused before any signature check.
-func es256Only(set jwk.Set) jws.KeyProvider {
+// token names is refused before any signature check, or any fetch.
+func (v *verifier) es256Only(ctx context.Context) jws.KeyProvider {
 	return jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		hdr := sig.ProtectedHeaders()
 		if hdr.Algorithm() != jwa.ES256 {
 			return fmt.Errorf("alg %q is not ES256", hdr.Algorithm())
 		}
-		key, ok := set.LookupKeyID(hdr.KeyID())
-		if !ok {
-			return fmt.Errorf("no key %q in the key set", hdr.KeyID())
+		key, err := v.keys.lookup(ctx, hdr.KeyID())
+		if err != nil {
+			return err
 		}
 		sink.Key(jwa.ES256, key)
 		return nil

@@ -16,6 +16,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -82,11 +83,16 @@ func whoami(verify *verifier) http.HandlerFunc {
 		} else if id = identityFrom(r); id.UserID == nil {
 			err = errNotSignedIn
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, errKeysUnavailable):
+			// An outage, not a sign-out: the client should retry shortly.
+			w.Header().Set("Retry-After", "5")
+			reply(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		case err != nil:
 			reply(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
-			return
+		default:
+			reply(w, http.StatusOK, id)
 		}
-		reply(w, http.StatusOK, id)
 	}
 }
 

@@ -45,20 +45,43 @@ function identity(headers) {
   return found;
 }
 
+// The key set could not be had. An outage, not a bad assertion: the app
+// answers 503 with Retry-After, never 401, so that a client retries
+// instead of signing the user out.
+class KeysUnavailable extends Error {
+  constructor(cause) {
+    super('identity assertion keys unavailable', { cause });
+  }
+}
+
 // Checks clerk_auth's identity assertions against the key set Caddy
 // publishes. The returned function answers the caller's identity, or
-// throws an Error whose message is for the client.
+// throws an Error whose message is for the client (KeysUnavailable: answer
+// 503).
 async function assertionVerifier({ jwksUrl, audience, issuer, header }) {
   if (!audience || !issuer) {
     // Without them an assertion meant for another app, or made by another
     // gateway, would pass.
     throw new Error('--jwks-url needs --audience and --issuer');
   }
-  const { createRemoteJWKSet, jwtVerify } = await import('jose');
+  const { createRemoteJWKSet, jwtVerify, errors } = await import('jose');
   // Fetched on first use, so the app may start before Caddy; kept for 5
-  // minutes, and fetched again when a token names an unknown kid (at most
-  // every 30 s). Caddy publishes a key hours before it signs with it.
-  const keys = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 5 * 60 * 1000 });
+  // minutes, and fetched again when a token names an unknown kid, at most
+  // every 30 s (jose's cooldownDuration, counted from the last fetch): a
+  // flood of made-up kids costs Caddy one fetch. Caddy publishes a key
+  // hours before it signs with it.
+  const remote = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 5 * 60 * 1000 });
+  // Anything but an unknown kid failing here is about the key set, not the
+  // token: Caddy down or unreachable, a timeout, an answer other than 200,
+  // or a body that is no key set.
+  const keys = async (protectedHeader, token) => {
+    try {
+      return await remote(protectedHeader, token);
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey) throw err;
+      throw new KeysUnavailable(err);
+    }
+  };
   const name = header.toLowerCase();
   return async (headers) => {
     const token = headers[name];
@@ -75,6 +98,10 @@ async function assertionVerifier({ jwksUrl, audience, issuer, header }) {
         requiredClaims: ['exp', 'iat', 'sub'],
       }));
     } catch (err) {
+      if (err instanceof KeysUnavailable) {
+        console.error(`identity assertion not checked: ${err.cause.code || err.cause.name}: ${err.cause.message}`);
+        throw err;
+      }
       // The details are for the log only, never the token itself.
       console.error(`identity assertion refused: ${err.code || err.name}: ${err.message}`);
       throw new Error('invalid identity assertion');
@@ -90,8 +117,8 @@ async function assertionVerifier({ jwksUrl, audience, issuer, header }) {
   };
 }
 
-function reply(res, status, body) {
-  res.writeHead(status, { 'Content-Type': 'application/json' });
+function reply(res, status, body, headers = {}) {
+  res.writeHead(status, { ...headers, 'Content-Type': 'application/json' });
   res.end(JSON.stringify(body));
 }
 
@@ -104,7 +131,12 @@ function whoami(verify) {
       try {
         reply(res, 200, await verify(req.headers));
       } catch (err) {
-        reply(res, 401, { error: err.message });
+        if (err instanceof KeysUnavailable) {
+          // An outage, not a sign-out: the client should retry shortly.
+          reply(res, 503, { error: err.message }, { 'Retry-After': '5' });
+        } else {
+          reply(res, 401, { error: err.message });
+        }
       }
       return;
     }

@@ -24,7 +24,10 @@ It listens on 127.0.0.1 only.
 import argparse
 import json
 import os
+import socket
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
@@ -47,28 +50,48 @@ def identity(headers):
     return found
 
 
+class KeysUnavailable(Exception):
+    """The key set could not be had: Caddy down or unreachable, a timeout, an
+    answer other than 200, or a body that is no key set. An outage, not a
+    bad assertion: the app answers 503 with Retry-After, never 401, so that
+    a client retries instead of signing the user out."""
+
+
 class AssertionVerifier:
     """Checks clerk_auth's identity assertions against the key set Caddy publishes."""
 
     LEEWAY = 5  # seconds of clock skew allowed on exp, iat and nbf
+    # The least time between two fetches forced by a kid the cached key set
+    # lacks. Caddy publishes a key 12 hours before it signs with it, so such
+    # a kid is, but after an emergency key change, a made-up one: a flood of
+    # them must cost Caddy one fetch, not one each (PyJWKClient alone
+    # refetches for every one).
+    REFETCH_EVERY = 30
 
     def __init__(self, jwks_url, audience, issuer, header):
         import jwt  # PyJWT: only this mode needs it
 
         self.jwt = jwt
-        # Fetched on first use, so the app may start before Caddy; kept for
-        # 5 minutes, and fetched again when a token names an unknown kid.
-        # Caddy publishes a key hours before it signs with it.
+        # Fetched on first use, so the app may start before Caddy, and kept
+        # for 5 minutes.
         self.keys = jwt.PyJWKClient(jwks_url, lifespan=300)
+        # Older PyJWT, Debian 12's 2.6 among them, fetches without a
+        # timeout: a Caddy that never answers would hang requests instead
+        # of making them 503. This bounds every socket of the app, its own
+        # clients' too, which suits a server.
+        socket.setdefaulttimeout(10)
+        self.refetched = None  # time.monotonic() of the last forced fetch
+        self.lock = threading.Lock()
         self.audience, self.issuer, self.header = audience, issuer, header
 
     def identity(self, headers):
-        """The caller stated by the verified assertion; raises PermissionError."""
+        """The caller stated by the verified assertion; raises PermissionError,
+        or KeysUnavailable."""
         token = headers.get(self.header)
         if not token:
             raise PermissionError("not signed in")
         try:
-            key = self.keys.get_signing_key_from_jwt(token)
+            key = self.signing_key(self.jwt.get_unverified_header(token).get("kid"))
             # ES256 only: "none", HS256 keyed with the public key, or any
             # other alg the token names is refused before any check.
             claims = self.jwt.decode(
@@ -93,6 +116,33 @@ class AssertionVerifier:
             "roles": [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else [],
         }
 
+    def signing_key(self, kid):
+        """The key named kid; one the cached set lacks is fetched anew, at
+        most once per REFETCH_EVERY."""
+        key = self.find(kid, refresh=False)
+        if key is None and self.may_refetch():
+            key = self.find(kid, refresh=True)
+        if key is None:
+            raise self.jwt.InvalidTokenError(f"no key {kid!r} in the key set")
+        return key
+
+    def find(self, kid, refresh):
+        try:
+            keys = self.keys.get_signing_keys(refresh=refresh)
+        except (self.jwt.PyJWTError, OSError, ValueError) as e:
+            # Only the key set is at stake here, never the token.
+            print(f"identity assertion not checked: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            raise KeysUnavailable("identity assertion keys unavailable") from None
+        return next((k for k in keys if k.key_id == kid), None)
+
+    def may_refetch(self):
+        with self.lock:
+            now = time.monotonic()
+            if self.refetched is not None and now - self.refetched < self.REFETCH_EVERY:
+                return False
+            self.refetched = now
+            return True
+
 
 class WhoAmI(BaseHTTPRequestHandler):
     verifier = None  # an AssertionVerifier: verify instead of trusting headers
@@ -107,6 +157,10 @@ class WhoAmI(BaseHTTPRequestHandler):
             except PermissionError as e:
                 self.reply(401, {"error": str(e)})
                 return
+            except KeysUnavailable as e:
+                # An outage, not a sign-out: the client should retry shortly.
+                self.reply(503, {"error": str(e)}, retry_after=5)
+                return
         else:
             who = identity(self.headers)
             if who["user_id"] is None:
@@ -114,9 +168,11 @@ class WhoAmI(BaseHTTPRequestHandler):
                 return
         self.reply(200, who)
 
-    def reply(self, status, body):
+    def reply(self, status, body, retry_after=None):
         data = json.dumps(body).encode()
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
