@@ -3,6 +3,7 @@ package clerkauth
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -120,12 +121,18 @@ func loadCluster(ctx caddy.Context, every time.Duration) (*cluster, string, erro
 // period, so that a config reload takes over its predecessor's document.
 var processInstance = strings.ToLower(rand.Text())
 
-// deniedReason is the reason for a denial kind.
-func deniedReason(k denylist.Kind) string {
-	if k == denylist.User {
-		return ReasonUserRevoked
+// revocation is the refusal of a verified id that a Clerk webhook denied,
+// or nil. The handler and the token doctor both ask it, so that they
+// agree.
+func (h *Handler) revocation(id *Identity, now time.Time) *VerifyError {
+	reason := ReasonSessionRevoked
+	switch h.denied.Check(id.SessionID, id.Subject, id.IssuedAt, now) {
+	case denylist.None:
+		return nil
+	case denylist.User:
+		reason = ReasonUserRevoked
 	}
-	return ReasonSessionRevoked
+	return &VerifyError{Reason: reason, Err: errors.New("revoked in Clerk (webhook)")}
 }
 
 // noDenials stands in for the shared denylist until Provision attaches it,

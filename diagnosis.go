@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/jwks"
 )
 
@@ -48,10 +47,10 @@ func checkToken(ctx context.Context, w io.Writer, cfgJSON []byte, site, reqPath,
 		if !errors.As(err, &d.ve) {
 			d.ve = &VerifyError{Reason: ReasonTokenInvalid, Err: err}
 		}
-	} else if kind := h.denied.Check(id.SessionID, id.Subject, id.IssuedAt, now); kind != denylist.None {
-		d.ve = &VerifyError{Reason: deniedReason(kind), Err: errors.New("revoked in Clerk (webhook)")}
-	} else if d.unmet = h.requirements.check(id); d.unmet.reason != "" {
-		d.ve = &VerifyError{Reason: d.unmet.reason}
+	} else if d.ve = h.revocation(id, now); d.ve == nil {
+		if d.unmet = h.requirements.check(id); d.unmet.reason != "" {
+			d.ve = &VerifyError{Reason: d.unmet.reason}
+		}
 	}
 	d.id = id
 

@@ -73,16 +73,9 @@ func (e *enrichment) claims() *enrichedClaims {
 // userField is {http.auth.user.<name>} for the enrichment fields; ok is
 // false for names that are not enrichment fields.
 func (e *enrichment) userField(name string) (string, bool) {
-	var u *clerkapi.User
-	if e != nil {
+	u := &clerkapi.User{} // no data: every field is known, and empty
+	if e != nil && e.user != nil {
 		u = e.user
-	}
-	if u == nil {
-		switch name {
-		case "email", "first_name", "last_name", "username", "image_url":
-			return "", true
-		}
-		return "", strings.HasPrefix(name, "public_metadata.")
 	}
 	switch name {
 	case "email":

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/caddyclerk/caddy-clerk-auth/internal/denylist"
 	"github.com/caddyclerk/caddy-clerk-auth/internal/handshake"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -70,10 +69,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		id, err = nil, reject(ReasonTypeMismatch, "%s tokens are read from the Authorization header only", className(id.TokenType))
 	}
 	if err == nil {
-		if kind := h.denied.Check(id.SessionID, id.Subject, id.IssuedAt, now); kind != denylist.None {
-			// Clerk revoked it after the token was issued: checked on every
-			// request, so the token cache cannot outlive a revocation.
-			id, err = nil, &VerifyError{Reason: deniedReason(kind), Err: errors.New("revoked in Clerk (webhook)")}
+		// Checked on every request, so the token cache cannot outlive a
+		// revocation.
+		if ve := h.revocation(id, now); ve != nil {
+			id, err = nil, ve
 		}
 	}
 	if err != nil {

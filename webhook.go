@@ -40,10 +40,11 @@ const (
 	// failed in the Dashboard.
 	webhookStoreTimeout = 5 * time.Second
 
-	// webhookRetryAfter is the Retry-After of a delivery refused because
-	// its denial is not stored. Svix keeps its own schedule (5s, 5m, 30m,
-	// ...); the header is for another sender or a person reading the
-	// answer: about one background write attempt later.
+	// webhookRetryAfter is the Retry-After of a delivery refused with 503:
+	// its denial or mark is not stored, or too many ids are remembered.
+	// Svix keeps its own schedule (5s, 5m, 30m, ...); the header is for
+	// another sender or a person reading the answer: about one background
+	// write attempt later.
 	webhookRetryAfter = "5"
 )
 

@@ -146,8 +146,7 @@ func (s *Syncer) checkOwn(raw []byte, now time.Time) {
 }
 
 // prune deletes a document whose denials all ended and whose marks all
-// lapsed. A failure only
-// leaves it for the next round.
+// lapsed. A failure only leaves it for the next round.
 func (s *Syncer) prune(ctx context.Context, key string) {
 	if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Debug("deleting an expired denylist document", zap.String("key", key), zap.Error(err))

@@ -223,10 +223,10 @@ func (s *Syncer) publish(ctx context.Context) {
 // Flush writes this instance's document now if it holds denials or
 // forget marks not yet in storage, waiting for a round or write under way
 // first, and returns nil once every denial and mark made here is in
-// storage. It gives up when ctx
-// ends; each write is also bounded by Options.StorageTimeout. A failure is
-// counted, unless ctx ended it, but not logged (the caller says what it
-// means), and leaves the denials to the next round.
+// storage. It gives up when ctx ends; each write is also bounded by
+// Options.StorageTimeout. A failure is counted, unless ctx ended it, but
+// not logged (the caller says what it means), and leaves the denials and
+// marks to the next round.
 func (s *Syncer) Flush(ctx context.Context) error {
 	if !s.acquire(ctx) {
 		return fmt.Errorf("waiting for the round under way: %w", ctx.Err())
