@@ -467,13 +467,20 @@ func TestWebhookDropsEnrichment(t *testing.T) {
 			if d := adminMetrics(t)[series] - metricsBefore[series]; d != tc.drops {
 				t.Errorf("%s moved by %v, want %v", series, d, tc.drops)
 			}
-			before := iss.ResourceStats()
-			checkPasses(t, tester, "/e/x", token)
-			after := iss.ResourceStats()
-			if u, o := after.UserCalls-before.UserCalls, after.OrganizationCalls-before.OrganizationCalls; u != tc.users || o != tc.org {
-				t.Errorf("%d user and %d organization calls, want %d and %d", u, o, tc.users, tc.org)
-			}
+			checkPassesCalling(t, tester, iss, "/e/x", token, tc.users, tc.org)
 		})
+	}
+}
+
+// checkPassesCalling asserts that token passes on path, and that the
+// request made users user and org organization Backend API calls.
+func checkPassesCalling(t *testing.T, tester *caddytest.Tester, iss *clerktest.Issuer, path, token string, users, org int64) {
+	t.Helper()
+	before := iss.ResourceStats()
+	checkPasses(t, tester, path, token)
+	after := iss.ResourceStats()
+	if u, o := after.UserCalls-before.UserCalls, after.OrganizationCalls-before.OrganizationCalls; u != users || o != org {
+		t.Errorf("%d user and %d organization calls, want %d and %d", u, o, users, org)
 	}
 }
 
@@ -520,12 +527,7 @@ func TestStoredForgetDropsEnrichment(t *testing.T) {
 			if d := adminMetrics(t)[series] - metricsBefore[series]; d != float64(tc.users+tc.org) {
 				t.Errorf("%s moved by %v, want %v", series, d, tc.users+tc.org)
 			}
-			before := iss.ResourceStats()
-			checkPasses(t, tester, "/e/x", token)
-			after := iss.ResourceStats()
-			if u, o := after.UserCalls-before.UserCalls, after.OrganizationCalls-before.OrganizationCalls; u != tc.users || o != tc.org {
-				t.Errorf("%d user and %d organization calls, want %d and %d", u, o, tc.users, tc.org)
-			}
+			checkPassesCalling(t, tester, iss, "/e/x", token, tc.users, tc.org)
 		})
 	}
 }

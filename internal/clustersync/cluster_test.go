@@ -14,12 +14,7 @@ import (
 // by the other two after one SyncEvery, not before.
 func TestConverge(t *testing.T) {
 	verifyNoLeak(t)
-	s := newStorage(t)
-	clocks := map[string]*fakeclock.Clock{"a": fakeclock.New(testNow), "b": fakeclock.New(testNow), "c": fakeclock.New(testNow)}
-	a := newInstance(t, s, clocks["a"], "a")
-	b := newInstance(t, sameFolder(s), clocks["b"], "b")
-	c := newInstance(t, sameFolder(s), clocks["c"], "c")
-	mustStart(t, a, b, c)
+	a, b, c, clocks := startTrio(t)
 
 	a.sync.Deny(revoke("sess_1", testNow))
 	if !a.denies("sess_1", testNow) {

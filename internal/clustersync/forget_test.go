@@ -15,12 +15,7 @@ import (
 // instance that made it.
 func TestForgetConverges(t *testing.T) {
 	verifyNoLeak(t)
-	s := newStorage(t)
-	clocks := map[string]*fakeclock.Clock{"a": fakeclock.New(testNow), "b": fakeclock.New(testNow), "c": fakeclock.New(testNow)}
-	a := newInstance(t, s, clocks["a"], "a")
-	b := newInstance(t, sameFolder(s), clocks["b"], "b")
-	c := newInstance(t, sameFolder(s), clocks["c"], "c")
-	mustStart(t, a, b, c)
+	a, b, c, clocks := startTrio(t)
 
 	a.sync.Forget("user_1")
 	waitFor(t, "a to publish", func() bool { return a.sync.Stats().Writes == 1 })

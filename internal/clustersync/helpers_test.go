@@ -111,6 +111,19 @@ func mustSync(t *testing.T, ins ...instance) {
 	}
 }
 
+// startTrio starts three instances a, b and c over one new folder, each on
+// a clock of its own, named as they are.
+func startTrio(t *testing.T) (a, b, c instance, clocks map[string]*fakeclock.Clock) {
+	t.Helper()
+	s := newStorage(t)
+	clocks = map[string]*fakeclock.Clock{"a": fakeclock.New(testNow), "b": fakeclock.New(testNow), "c": fakeclock.New(testNow)}
+	a = newInstance(t, s, clocks["a"], "a")
+	b = newInstance(t, sameFolder(s), clocks["b"], "b")
+	c = newInstance(t, sameFolder(s), clocks["c"], "c")
+	mustStart(t, a, b, c)
+	return a, b, c, clocks
+}
+
 func mustStart(t *testing.T, ins ...instance) {
 	t.Helper()
 	for _, in := range ins {
