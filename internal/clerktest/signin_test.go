@@ -24,7 +24,21 @@ var noRedirects = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-func signInRequest(t *testing.T, method, target string, form url.Values) (*http.Response, string) {
+// clientCookie is the client cookie a sign-in set.
+func clientCookie(t *testing.T, resp *http.Response) *http.Cookie {
+	t.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name == ClientCookie {
+			return c
+		}
+	}
+	t.Fatalf("sign-in set %v, want a %s", resp.Cookies(), ClientCookie)
+	return nil
+}
+
+// formRequest sends form (none if nil) to target through client, with
+// cookies, and returns the response and its body.
+func formRequest(t *testing.T, client *http.Client, method, target string, form url.Values, cookies ...*http.Cookie) (*http.Response, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -37,7 +51,10 @@ func signInRequest(t *testing.T, method, target string, form url.Values) (*http.
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	resp, err := noRedirects.Do(req)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)
 	}
@@ -51,7 +68,7 @@ func signInRequest(t *testing.T, method, target string, form url.Values) (*http.
 
 func TestSignInPageIsOffUntilEnabled(t *testing.T) {
 	iss := Start(t)
-	resp, _ := signInRequest(t, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(iss.URL+"/"), nil)
+	resp, _ := formRequest(t, noRedirects, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(iss.URL+"/"), nil)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("status %d before EnableSignIn, want 404", resp.StatusCode)
 	}
@@ -97,7 +114,7 @@ func TestSignInPage(t *testing.T) {
 			if tc.query != "" {
 				target += "?redirect_url=" + url.QueryEscape(tc.query)
 			}
-			resp, body := signInRequest(t, tc.method, target, tc.form)
+			resp, body := formRequest(t, noRedirects, tc.method, target, tc.form)
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status %d, want %d; body %q", resp.StatusCode, tc.wantStatus, body)
 			}
@@ -137,7 +154,7 @@ func TestSignInSetsSessionCookie(t *testing.T) {
 
 	var sids []any
 	for _, user := range []string{"user_alice", "user_bob"} {
-		resp, body := signInRequest(t, http.MethodPost, iss.SignInURL(), url.Values{"user": {user}, "redirect_url": {back}})
+		resp, body := formRequest(t, noRedirects, http.MethodPost, iss.SignInURL(), url.Values{"user": {user}, "redirect_url": {back}})
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != back {
 			t.Fatalf("%s: status %d Location %q, want 303 to %s; body %q", user, resp.StatusCode, resp.Header.Get("Location"), back, body)
 		}
@@ -237,12 +254,12 @@ func TestSignOutEndsTheClientSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := "http://" + net.JoinHostPort(u.Hostname(), "1") + "/private"
-	if resp, _ := signInRequest(t, http.MethodPost, iss.SignOutURL(), url.Values{"redirect_url": {back}}); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := formRequest(t, noRedirects, http.MethodPost, iss.SignOutURL(), url.Values{"redirect_url": {back}}); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("sign-out before EnableSignIn: status %d, want 404", resp.StatusCode)
 	}
 	iss.EnableSignIn(SignInPage{Users: []SignInUser{{ID: "user_alice"}}})
 
-	resp, _ := signInRequest(t, http.MethodPost, iss.SignInURL(), url.Values{"user": {"user_alice"}, "redirect_url": {back}})
+	resp, _ := formRequest(t, noRedirects, http.MethodPost, iss.SignInURL(), url.Values{"user": {"user_alice"}, "redirect_url": {back}})
 	// The browser's cookies, each sent only where its Path allows.
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -250,15 +267,7 @@ func TestSignOutEndsTheClientSession(t *testing.T) {
 	}
 	jar.SetCookies(u, resp.Cookies())
 	browser := &http.Client{Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
-	var client *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == ClientCookie {
-			client = c
-		}
-	}
-	if client == nil {
-		t.Fatalf("sign-in set %v, want a %s", resp.Cookies(), ClientCookie)
-	}
+	client := clientCookie(t, resp)
 	hs := url.Values{"redirect_url": {back}, "format": {"nonce"}}
 	_, param, value := returnLeg(t, handshake(t, iss, hs, client))
 	if d := directivesOf(t, iss, param, value); len(d) != 2 || !strings.HasPrefix(d[0], SessionCookie+"=ey") {
@@ -277,20 +286,7 @@ func TestSignOutEndsTheClientSession(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var body io.Reader
-			if tc.form != nil {
-				body = strings.NewReader(tc.form.Encode())
-			}
-			req, err := http.NewRequest(tc.method, iss.SignOutURL(), body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := browser.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := formRequest(t, browser, tc.method, iss.SignOutURL(), tc.form)
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantStatus)
 			}
@@ -334,28 +330,20 @@ func TestRevokeSendsSessionRevoked(t *testing.T) {
 	}
 	back := "http://" + net.JoinHostPort(u.Hostname(), "1") + "/private"
 	iss.EnableSignIn(SignInPage{Users: []SignInUser{{ID: "user_alice"}}})
-	if resp, _ := signInRequest(t, http.MethodPost, iss.RevokeURL(), url.Values{"redirect_url": {back}}); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := formRequest(t, noRedirects, http.MethodPost, iss.RevokeURL(), url.Values{"redirect_url": {back}}); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("revoke without a WebhookURL: status %d, want 404", resp.StatusCode)
 	}
-	if _, page := signInRequest(t, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(back), nil); strings.Contains(page, "Sign out everywhere") {
+	if _, page := formRequest(t, noRedirects, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(back), nil); strings.Contains(page, "Sign out everywhere") {
 		t.Error("the page offers Sign out everywhere without a WebhookURL")
 	}
 	hook, got := receiver(t, http.StatusOK)
 	iss.EnableSignIn(SignInPage{Users: []SignInUser{{ID: "user_alice"}}, WebhookURL: hook})
-	if _, page := signInRequest(t, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(back), nil); !strings.Contains(page, "Sign out everywhere") {
+	if _, page := formRequest(t, noRedirects, http.MethodGet, iss.SignInURL()+"?redirect_url="+url.QueryEscape(back), nil); !strings.Contains(page, "Sign out everywhere") {
 		t.Error("the page has no Sign out everywhere button with a WebhookURL")
 	}
 
-	resp, _ := signInRequest(t, http.MethodPost, iss.SignInURL(), url.Values{"user": {"user_alice"}, "redirect_url": {back}})
-	var client *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == ClientCookie {
-			client = c
-		}
-	}
-	if client == nil {
-		t.Fatalf("sign-in set %v, want a %s", resp.Cookies(), ClientCookie)
-	}
+	resp, _ := formRequest(t, noRedirects, http.MethodPost, iss.SignInURL(), url.Values{"user": {"user_alice"}, "redirect_url": {back}})
+	client := clientCookie(t, resp)
 	sid := iss.clientFor(&http.Request{Header: http.Header{"Cookie": {client.String()}}}).sid
 
 	tests := []struct {
@@ -370,19 +358,11 @@ func TestRevokeSendsSessionRevoked(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(tc.method, iss.RevokeURL(), strings.NewReader(url.Values{"redirect_url": {back}}.Encode()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			var cookies []*http.Cookie
 			if tc.cookie != nil {
-				req.AddCookie(tc.cookie)
+				cookies = append(cookies, tc.cookie)
 			}
-			resp, err := noRedirects.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := formRequest(t, noRedirects, tc.method, iss.RevokeURL(), url.Values{"redirect_url": {back}}, cookies...)
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantStatus)
 			}
